@@ -1,0 +1,157 @@
+"""Deployment runs and the files they install."""
+
+import hashlib
+
+from django.db import models
+
+from nodes.models import Cluster
+
+
+def artifact_path(instance, filename):
+    return f"artifacts/{instance.cluster.name}/{instance.kind}/{filename}"
+
+
+class Artifact(models.Model):
+    """A file from the Joget bundle (or a Tomcat archive), kept in Django storage
+    so that any worker, on any machine, can read it."""
+
+    class Kind(models.TextChoices):
+        JW_WAR = "jw_war", "jw.war"
+        JWDESIGNER_WAR = "jwdesigner_war", "jwdesigner.war"
+        TOMCAT_ARCHIVE = "tomcat_archive", "Tomcat archive"
+        SCHEMA_SQL = "schema_sql", "Schema SQL"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="artifacts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    file = models.FileField(upload_to=artifact_path, max_length=500)
+    original_name = models.CharField(max_length=255)
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    uploaded = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cluster", "kind"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "kind"], name="one_artifact_per_kind")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.original_name})"
+
+    @staticmethod
+    def digest(fileobj) -> tuple[int, str]:
+        """Size and sha256 of a file, read in chunks (WARs run to hundreds of MB)."""
+        h, size = hashlib.sha256(), 0
+        for chunk in iter(lambda: fileobj.read(1024 * 1024), b""):
+            h.update(chunk)
+            size += len(chunk)
+        fileobj.seek(0)
+        return size, h.hexdigest()
+
+
+class Deployment(models.Model):
+    """One run of the plan for a cluster."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="deployments")
+    started_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="deployments"
+    )
+    dry_run = models.BooleanField(default=False)
+    steps = models.JSONField(default=list, blank=True, help_text="Only these step keys; empty: the whole plan.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    cancel_requested = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            # One deployment at a time per cluster, enforced by the database itself.
+            models.UniqueConstraint(
+                fields=["cluster"], condition=models.Q(status="running"), name="one_running_deployment_per_cluster"
+            )
+        ]
+
+    def __str__(self):
+        return f"{'dry run' if self.dry_run else 'deployment'} #{self.pk} of {self.cluster}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.RUNNING
+
+    def recap(self) -> dict[str, int]:
+        counts = {"changed": 0, "ok": 0, "failed": 0, "skipped": 0}
+        for status in self.runs.values_list("status", flat=True):
+            if status in counts:
+                counts[status] += 1
+            elif status == StepRun.Status.CANCELLED:
+                counts["failed"] += 1
+        return counts
+
+
+class StepRun(models.Model):
+    """One step of the plan on one node (or on the cluster, node empty)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        OK = "ok", "OK"
+        CHANGED = "changed", "Changed"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+        CANCELLED = "cancelled", "Cancelled"
+
+    DONE = (Status.OK, Status.CHANGED)
+    FINISHED = (Status.OK, Status.CHANGED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="runs")
+    step = models.CharField(max_length=64)
+    position = models.PositiveIntegerField(help_text="Order of the step in the plan.")
+    node = models.ForeignKey("nodes.Node", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    exit_code = models.IntegerField(null=True, blank=True)
+    message = models.TextField(blank=True, help_text="Why it failed, or what it changed, in one paragraph.")
+    hint = models.TextField(blank=True)
+    changes = models.JSONField(default=list, blank=True, help_text="What changed, or would change: text and diffs.")
+    attempt = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    last_seq = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "node__name"]
+        indexes = [models.Index(fields=["status", "heartbeat"])]
+
+    def __str__(self):
+        return f"{self.step} on {self.node.name if self.node_id else 'cluster'}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class LogLine(models.Model):
+    class Stream(models.TextChoices):
+        STDOUT = "stdout"
+        STDERR = "stderr"
+        INFO = "info"
+
+    run = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="lines")
+    seq = models.PositiveIntegerField()
+    stream = models.CharField(max_length=6, choices=Stream.choices, default=Stream.STDOUT)
+    text = models.TextField()
+    time = models.DateTimeField()
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="log_line_seq_unique")]
+
+    def __str__(self):
+        return self.text[:80]

@@ -1,0 +1,136 @@
+"""What a deployment step is: probe, apply, verify, over one connection helper.
+
+A step compares the node with what the cluster says it should be (`probe`),
+returns the differences as `Change`s, and the engine applies them (by default:
+write each file, run each command) and then checks the result (`verify`).
+A second run finds nothing to change and says so.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from nodes.ssh import NodeConnection, Result, quote
+
+if TYPE_CHECKING:
+    from nodes.models import Cluster, Node
+
+
+class StepFailed(Exception):
+    """A step could not do or verify its work; the message is shown to the admin."""
+
+    def __init__(self, message: str, *, exit_code: int | None = None):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Change:
+    """One difference between the node and the plan.
+
+    `path`+`content`: a file to write (atomically, old one backed up), shown as a
+    unified diff. `command`: a shell command to run (already quoted).
+    """
+
+    description: str
+    path: str = ""
+    content: bytes | None = None
+    mode: str = "0644"
+    owner: str = ""
+    diff: str = ""
+    command: str = ""
+    timeout: float | None = None
+
+    def as_json(self) -> dict:
+        return {"description": self.description, "path": self.path, "diff": self.diff}
+
+
+def file_diff(path: str, old: bytes | None, new: bytes) -> str:
+    old_lines = (old or b"").decode("utf-8", "replace").splitlines(keepends=True)
+    new_lines = new.decode("utf-8", "replace").splitlines(keepends=True)
+    return "".join(
+        difflib.unified_diff(old_lines, new_lines, fromfile=f"{path} (now)" if old is not None else "/dev/null",
+                             tofile=f"{path} (planned)")
+    )
+
+
+@dataclass
+class StepContext:
+    """What a step sees while it runs on one node (or on the cluster)."""
+
+    cluster: Cluster
+    node: Node | None
+    conn: NodeConnection | None
+    log: Callable[[str], None]
+    emit: Callable[[str, str], None]
+    connect: Callable[[Node], NodeConnection]
+    wrap: Callable[[str], str] = field(default=lambda cmd: cmd)
+    dry_run: bool = False
+
+    def run(self, command: str, *, timeout: float | None = None, check: bool = False, quiet: bool = False,
+            conn: NodeConnection | None = None) -> Result:
+        """Run on this node (or `conn`), output live in the step's log."""
+        target = conn or self.conn
+        if not quiet:
+            self.emit("info", f"$ {command if len(command) < 400 else command[:400] + ' …'}")
+        result = target.run(self.wrap(command), timeout=timeout, emit=None if quiet else self.emit)
+        if check and not result.ok:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+            raise StepFailed(
+                f"`{command[:120]}` exited with {result.exit_code}" + (f": {' / '.join(tail)}" if tail else ""),
+                exit_code=result.exit_code,
+            )
+        return result
+
+    def read_file(self, path: str, conn: NodeConnection | None = None) -> bytes | None:
+        return (conn or self.conn).read_file(path)
+
+    def want_file(self, path: str, content: bytes | str, *, mode: str = "0644", owner: str = "",
+                  description: str = "") -> Change | None:
+        """A Change if the file on the node differs from `content`, else None."""
+        data = content.encode() if isinstance(content, str) else content
+        current = self.read_file(path)
+        if current == data:
+            return None
+        return Change(
+            description=description or (f"write {path}" if current is not None else f"create {path}"),
+            path=path, content=data, mode=mode, owner=owner, diff=file_diff(path, current, data),
+        )
+
+
+class Step:
+    """Subclass per guide step. Class attributes describe it; methods do the work."""
+
+    key: str = ""
+    title: str = ""
+    layer: str = ""
+    depends_on: tuple[str, ...] = ()
+    hint: str = ""
+    in_default_plan: bool = True
+
+    def applies(self, cluster: Cluster) -> bool:
+        return True
+
+    def targets(self, cluster: Cluster) -> list[Node | None]:
+        """Nodes to run on; [None] for a step that runs once for the cluster."""
+        return [None]
+
+    def probe(self, ctx: StepContext) -> list[Change]:
+        return []
+
+    def apply(self, ctx: StepContext, changes: list[Change]) -> None:
+        for change in changes:
+            ctx.log(f"→ {change.description}")
+            if change.content is not None:
+                ctx.conn.write_file(change.path, change.content, mode=change.mode, owner=change.owner)
+            if change.command:
+                ctx.run(change.command, timeout=change.timeout, check=True)
+
+    def verify(self, ctx: StepContext) -> None:
+        pass
+
+
+__all__ = ["Change", "Step", "StepContext", "StepFailed", "file_diff", "quote"]

@@ -1,0 +1,22 @@
+"""Thin Celery entry points: ids in, engine calls out."""
+
+from celery import shared_task
+
+from . import engine
+
+
+@shared_task
+def advance_deployment(deployment_id: int) -> None:
+    engine.advance(deployment_id)
+
+
+# acks_late is safe only because run_step claims its row first: a redelivered
+# message finds the row no longer "queued" and does nothing.
+@shared_task(acks_late=True, reject_on_worker_lost=False)
+def run_step(run_id: int) -> None:
+    engine.run_step(run_id)
+
+
+@shared_task
+def sweep_steps() -> int:
+    return engine.sweep()

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from . import views
+
+app_name = "deployments"
+
+urlpatterns = [
+    path("clusters/<slug:name>/deployments/", views.deployment_list, name="deployment_list"),
+    path("clusters/<slug:name>/deployments/start/", views.deployment_start, name="deployment_start"),
+    path("deployments/<int:pk>/", views.deployment_detail, name="deployment_detail"),
+    path("deployments/<int:pk>/cancel/", views.deployment_cancel, name="deployment_cancel"),
+    path("deployments/<int:pk>/resume/", views.deployment_resume, name="deployment_resume"),
+    path("deployments/<int:pk>/retry/", views.deployment_retry, name="deployment_retry"),
+    path("deployments/<int:pk>/runs/<int:run_pk>/log/", views.run_log, name="run_log"),
+    path("deployments/<int:pk>/runs/<int:run_pk>/log.txt", views.run_log_download, name="run_log_download"),
+]

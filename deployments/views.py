@@ -1,0 +1,148 @@
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from nodes.models import Cluster
+
+from . import engine
+from .models import Deployment, LogLine, StepRun
+from .steps import get_step
+
+TAIL = 500  # lines shown when a log opens; older ones load on demand
+
+
+def _deployment(pk: int) -> Deployment:
+    return get_object_or_404(Deployment.objects.select_related("cluster", "started_by"), pk=pk)
+
+
+def _run(dep_pk: int, run_pk: int) -> StepRun:
+    return get_object_or_404(StepRun.objects.select_related("node", "deployment"), pk=run_pk, deployment_id=dep_pk)
+
+
+def _progress(dep: Deployment) -> dict:
+    counts = dep.runs.aggregate(
+        total=Count("id"),
+        done=Count("id", filter=Q(status__in=StepRun.FINISHED)),
+        failed=Count("id", filter=Q(status__in=[StepRun.Status.FAILED, StepRun.Status.CANCELLED])),
+    )
+    counts["percent"] = int(100 * counts["done"] / counts["total"]) if counts["total"] else 0
+    return counts
+
+
+def _groups(dep: Deployment) -> list[dict]:
+    groups: dict[str, dict] = {}
+    for run in dep.runs.select_related("node").order_by("position", "node__name"):
+        if run.step not in groups:
+            step = get_step(run.step)
+            groups[run.step] = {"key": run.step, "title": step.title or run.step, "layer": step.layer, "runs": []}
+        groups[run.step]["runs"].append(run)
+    for g in groups.values():
+        g["retryable"] = any(r.status in (StepRun.Status.FAILED, StepRun.Status.CANCELLED) for r in g["runs"])
+    return list(groups.values())
+
+
+@require_GET
+def deployment_list(request, name):
+    cluster = get_object_or_404(Cluster, name=name)
+    deployments = cluster.deployments.select_related("started_by")[:50]
+    return render(request, "deployments/deployment_list.html", {"cluster": cluster, "deployments": deployments})
+
+
+@require_POST
+def deployment_start(request, name):
+    cluster = get_object_or_404(Cluster, name=name)
+    steps = [s for s in request.POST.get("steps", "").replace(" ", "").split(",") if s]
+    try:
+        dep = engine.start(cluster, user=request.user, dry_run=bool(request.POST.get("dry_run")), steps=steps)
+    except engine.DeploymentRefused as exc:
+        messages.error(request, str(exc))
+        return redirect("deployments:deployment_list", name)
+    return redirect("deployments:deployment_detail", dep.pk)
+
+
+@require_GET
+def deployment_detail(request, pk):
+    dep = _deployment(pk)
+    ctx = {"deployment": dep, "cluster": dep.cluster, "groups": _groups(dep), "progress": _progress(dep),
+           "recap": dep.recap()}
+    if request.htmx:
+        response = render(request, "deployments/_deployment_status.html", ctx)
+        if not dep.is_active:
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
+    return render(request, "deployments/deployment_detail.html", ctx)
+
+
+@require_GET
+def run_log(request, pk, run_pk):
+    """JSON lines for the log viewer: `after=N` (new lines, live), `before=N`
+    (older lines, on demand), or neither (the tail)."""
+    run = _run(pk, run_pk)
+    qs = LogLine.objects.filter(run=run)
+    if "after" in request.GET:
+        after = int(request.GET["after"]) if request.GET["after"].isdigit() else 0
+        lines = list(qs.filter(seq__gt=after).order_by("seq")[:5000].values_list("seq", "stream", "text"))
+    elif "before" in request.GET:
+        before = int(request.GET["before"]) if request.GET["before"].isdigit() else 0
+        lines = list(qs.filter(seq__lt=before).order_by("-seq")[:TAIL].values_list("seq", "stream", "text"))[::-1]
+    else:
+        lines = list(qs.order_by("-seq")[:TAIL].values_list("seq", "stream", "text"))[::-1]
+    return JsonResponse({
+        "lines": lines,
+        "status": run.status,
+        "finished": run.is_finished and not ("after" in request.GET and len(lines) == 5000),
+        "first_seq": lines[0][0] if lines else None,
+        "message": run.message,
+    })
+
+
+@require_GET
+def run_log_download(request, pk, run_pk):
+    run = _run(pk, run_pk)
+
+    def rows():
+        # Chunked by sequence number: constant memory at any log size.
+        last = 0
+        while True:
+            chunk = list(LogLine.objects.filter(run=run, seq__gt=last).order_by("seq")[:5000]
+                         .values_list("seq", "time", "stream", "text"))
+            if not chunk:
+                return
+            for _seq, time, stream, text in chunk:
+                yield f"{time:%H:%M:%S.%f}"[:-3] + f" {stream:6} {text}\n"
+            last = chunk[-1][0]
+
+    node = run.node.name if run.node_id else "cluster"
+    response = StreamingHttpResponse(rows(), content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="deployment-{pk}-{run.step}-{node}.log"'
+    return response
+
+
+@require_POST
+def deployment_cancel(request, pk):
+    return _lever(request, pk, lambda dep: engine.cancel(dep), "Cancel requested: running commands are interrupted.")
+
+
+@require_POST
+def deployment_resume(request, pk):
+    return _lever(request, pk, lambda dep: engine.resume(dep), "Resumed: finished steps are re-probed first.")
+
+
+@require_POST
+def deployment_retry(request, pk):
+    step = request.POST.get("step", "")
+    return _lever(request, pk, lambda dep: engine.retry(dep, step), f"Retrying {step} where it failed.")
+
+
+def _lever(request, pk, action, success: str) -> HttpResponse:
+    dep = _deployment(pk)
+    try:
+        action(dep)
+    except engine.DeploymentRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, success)
+    return redirect("deployments:deployment_detail", pk)

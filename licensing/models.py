@@ -1,0 +1,1 @@
+# System keys and licenses arrive with the licensing issue.

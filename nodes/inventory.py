@@ -1,0 +1,206 @@
+"""Inventory as a file: one JSON document per cluster (docs/inventory.md).
+
+`load_inventory` validates everything before it writes anything, then writes it
+all in one transaction: a bad document changes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.db import transaction
+from django.utils import timezone
+
+from deployments.models import Artifact
+
+from .models import Cluster, Credential, LoadBalancer, Node, SharedDatabase, SharedDirectory
+from .ssh import SSHError, load_private_key, parse_host_key
+
+TOP_KEYS = {
+    "cluster", "joget_version", "context_path", "wflow_home", "datasource_profile", "multicast",
+    "identity_file", "known_hosts", "nodes", "shared_directory", "shared_database", "load_balancer", "artifacts",
+}
+NODE_KEYS = {
+    "name", "address", "roles", "ssh_port", "ssh_user", "host_key", "jvm_route", "http_port",
+    "install_path", "catalina_home", "catalina_base",
+}
+DIR_KEYS = {"mode", "node", "export_path", "client_subnet"}
+DB_KEYS = {"mode", "node", "host", "engine", "port", "name", "user", "password"}
+LB_KEYS = {"mode", "node", "http_port", "site_name", "sticky_cookie", "manager_allow"}
+ARTIFACT_KEYS = {"kind", "path"}
+
+
+class InventoryError(ValidationError):
+    pass
+
+
+def _check_keys(where: str, obj, allowed: set[str], required: set[str] = frozenset()) -> None:
+    if not isinstance(obj, dict):
+        raise InventoryError(f"{where}: expected an object.")
+    unknown = set(obj) - allowed
+    if unknown:
+        raise InventoryError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}.")
+    missing = set(required) - set(obj)
+    if missing:
+        raise InventoryError(f"{where}: missing key(s) {', '.join(sorted(missing))}.")
+
+
+def _full_clean(where: str, obj, exclude=None) -> None:
+    try:
+        obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{field}: {' '.join(msgs)}" if field != "__all__" else " ".join(msgs)
+            for field, msgs in exc.message_dict.items()
+        )
+        raise InventoryError(f"{where}: {details}") from None
+
+
+@transaction.atomic
+def load_inventory(data: dict, *, replace: bool = False) -> Cluster:
+    """Create (or with replace=True, recreate) the cluster the document describes."""
+    _check_keys("inventory", data, TOP_KEYS, {"cluster", "nodes"})
+    name = data["cluster"]
+    existing = Cluster.objects.filter(name=name).first()
+    if existing and not replace:
+        raise InventoryError(f"cluster {name!r} exists already (use --replace to recreate it).")
+
+    credential = None
+    if data.get("identity_file"):
+        try:
+            key_text = Path(data["identity_file"]).read_text()
+        except OSError as exc:
+            raise InventoryError(f"identity_file: cannot read it: {exc.strerror}.") from None
+        try:
+            pkey = load_private_key(key_text)
+        except SSHError as exc:
+            raise InventoryError(f"identity_file: {exc}") from None
+        credential, _ = Credential.objects.update_or_create(
+            name=f"{name}-key"[:63],
+            defaults={"kind": Credential.Kind.KEY, "private_key": key_text,
+                      "public_key": f"{pkey.get_name()} {pkey.get_base64()}"},
+        )
+
+    if existing:
+        existing.delete()
+    cluster = Cluster(name=name, credential=credential)
+    for key in ("joget_version", "context_path", "wflow_home", "datasource_profile", "multicast"):
+        if key in data:
+            setattr(cluster, key, data[key])
+    _full_clean("cluster", cluster)
+    cluster.save()
+
+    nodes: dict[str, Node] = {}
+    if not isinstance(data["nodes"], list) or not data["nodes"]:
+        raise InventoryError("nodes: expected a non-empty list.")
+    for i, nd in enumerate(data["nodes"]):
+        where = f"nodes[{i}]"
+        _check_keys(where, nd, NODE_KEYS, {"name", "address", "roles"})
+        node = Node(cluster=cluster)
+        try:
+            node.roles = nd["roles"]
+        except (ValidationError, TypeError) as exc:
+            raise InventoryError(f"{where}.roles: {exc}") from None
+        for key in NODE_KEYS - {"roles"}:
+            if nd.get(key) is not None:
+                setattr(node, key, nd[key])
+        _full_clean(f"{where} ({nd['name']})", node, exclude=["cluster"])
+        if node.name in nodes:
+            raise InventoryError(f"{where}: node name {node.name!r} is used twice.")
+        if node.jvm_route and any(n.jvm_route == node.jvm_route for n in nodes.values()):
+            raise InventoryError(f"{where}: jvm_route {node.jvm_route!r} is used twice.")
+        if node.host_key:
+            try:
+                parse_host_key(node.host_key)
+            except SSHError as exc:
+                raise InventoryError(f"{where}.host_key: {exc}") from None
+            node.host_key_confirmed_at = timezone.now()
+        node.save()
+        nodes[node.name] = node
+
+    def node_ref(where, ref):
+        if ref in (None, ""):
+            return None
+        if ref not in nodes:
+            raise InventoryError(f"{where}.node: no node named {ref!r}.")
+        return nodes[ref]
+
+    for key, model, keys in (
+        ("shared_directory", SharedDirectory, DIR_KEYS),
+        ("shared_database", SharedDatabase, DB_KEYS),
+        ("load_balancer", LoadBalancer, LB_KEYS),
+    ):
+        if key not in data or data[key] is None:
+            continue
+        section = data[key]
+        _check_keys(key, section, keys)
+        obj = model(cluster=cluster)
+        for k, val in section.items():
+            if k == "node":
+                obj.node = node_ref(key, val)
+            elif val is not None:
+                setattr(obj, k, val)
+        _full_clean(key, obj, exclude=["cluster"])
+        obj.save()
+
+    for i, art in enumerate(data.get("artifacts") or []):
+        where = f"artifacts[{i}]"
+        _check_keys(where, art, ARTIFACT_KEYS, ARTIFACT_KEYS)
+        if art["kind"] not in Artifact.Kind.values:
+            raise InventoryError(f"{where}.kind: one of {', '.join(Artifact.Kind.values)}.")
+        register_artifact(cluster, art["kind"], Path(art["path"]), where=where)
+    return cluster
+
+
+def register_artifact(cluster: Cluster, kind: str, path: Path, *, where: str = "artifact") -> Artifact:
+    """Copy a local file into Django storage as the cluster's artifact of that kind."""
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise InventoryError(f"{where}.path: cannot read {path}: {exc.strerror}.") from None
+    with fh:
+        size, sha = Artifact.digest(fh)
+        Artifact.objects.filter(cluster=cluster, kind=kind).delete()
+        art = Artifact(cluster=cluster, kind=kind, original_name=path.name, size=size, sha256=sha)
+        art.file.save(path.name, File(fh), save=False)
+        art.save()
+    return art
+
+
+def dump_inventory(cluster: Cluster, *, include_secrets: bool = False) -> dict:
+    doc = {
+        "cluster": cluster.name,
+        "joget_version": cluster.joget_version,
+        "context_path": cluster.context_path,
+        "wflow_home": cluster.wflow_home,
+        "datasource_profile": cluster.datasource_profile,
+        "multicast": cluster.multicast,
+        "nodes": [],
+    }
+    for n in cluster.nodes.order_by("name"):
+        nd = {"name": n.name, "address": n.address, "roles": n.roles, "ssh_port": n.ssh_port,
+              "ssh_user": n.ssh_user, "host_key": n.host_key}
+        if n.is_app_server:
+            nd.update(jvm_route=n.jvm_route, http_port=n.http_port, install_path=n.install_path,
+                      catalina_home=n.catalina_home, catalina_base=n.catalina_base)
+        doc["nodes"].append(nd)
+    sd = SharedDirectory.objects.filter(cluster=cluster).first()
+    if sd:
+        doc["shared_directory"] = {"mode": sd.mode, "node": sd.node.name if sd.node else None,
+                                   "export_path": sd.export_path, "client_subnet": sd.client_subnet}
+    db = SharedDatabase.objects.filter(cluster=cluster).first()
+    if db:
+        doc["shared_database"] = {"mode": db.mode, "node": db.node.name if db.node else None, "host": db.host,
+                                  "engine": db.engine, "port": db.port, "name": db.name, "user": db.user}
+        if include_secrets:
+            doc["shared_database"]["password"] = db.password
+    lb = LoadBalancer.objects.filter(cluster=cluster).first()
+    if lb:
+        doc["load_balancer"] = {"mode": lb.mode, "node": lb.node.name if lb.node else None,
+                                "http_port": lb.http_port, "site_name": lb.site_name,
+                                "sticky_cookie": lb.sticky_cookie, "manager_allow": lb.manager_allow}
+    doc["artifacts"] = [{"kind": a.kind, "path": a.file.path if hasattr(a.file, "path") else a.file.name}
+                        for a in cluster.artifacts.all()]
+    return doc

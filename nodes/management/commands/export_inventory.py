@@ -1,0 +1,21 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from nodes.inventory import dump_inventory
+from nodes.models import Cluster
+
+
+class Command(BaseCommand):
+    help = "Print a cluster as an inventory JSON document (docs/inventory.md)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("cluster")
+        parser.add_argument("--include-secrets", action="store_true", help="Include the database password.")
+
+    def handle(self, *args, cluster, include_secrets, **options):
+        try:
+            obj = Cluster.objects.get(name=cluster)
+        except Cluster.DoesNotExist:
+            raise CommandError(f"No cluster named {cluster!r}.") from None
+        self.stdout.write(json.dumps(dump_inventory(obj, include_secrets=include_secrets), indent=2))

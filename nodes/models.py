@@ -1,0 +1,249 @@
+"""Inventory: clusters, their nodes, and the shared resources the guide needs."""
+
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.urls import reverse
+
+from joget_cluster.crypto import EncryptedTextField
+
+from . import validators as v
+
+
+class Credential(models.Model):
+    """How the console logs in to nodes: an SSH private key or a password."""
+
+    class Kind(models.TextChoices):
+        KEY = "key", "SSH private key"
+        PASSWORD = "password", "Password"
+
+    name = models.CharField(max_length=63, unique=True, validators=[v.validate_name])
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.KEY)
+    private_key = EncryptedTextField(blank=True)
+    passphrase = EncryptedTextField(blank=True)
+    password = EncryptedTextField(blank=True)
+    public_key = models.TextField(blank=True, help_text="Paste this into ~/.ssh/authorized_keys on each node.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if self.kind == self.Kind.KEY and not self.private_key:
+            raise ValidationError({"private_key": "Paste a private key, or generate a key pair."})
+        if self.kind == self.Kind.PASSWORD and not self.password:
+            raise ValidationError({"password": "Enter the SSH password."})
+
+
+class Cluster(models.Model):
+    name = models.CharField(max_length=63, unique=True, validators=[v.validate_name])
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    joget_version = models.CharField(max_length=16, default="8.1")
+    context_path = models.CharField(max_length=65, default="/jw", validators=[v.validate_context_path])
+    wflow_home = models.CharField(
+        max_length=255,
+        default="/opt/joget/wflow",
+        validators=[v.validate_absolute_path],
+        help_text="The shared directory as the app servers see it (-Dwflow.home).",
+    )
+    datasource_profile = models.CharField(max_length=64, default="default", validators=[v.validate_profile_name])
+    multicast = models.BooleanField(
+        default=True,
+        help_text="Tomcat membership by multicast; off lists the other app servers statically.",
+    )
+    credential = models.ForeignKey(
+        Credential, null=True, blank=True, on_delete=models.PROTECT, help_text="Default SSH login for its nodes."
+    )
+    joget_admin_user = models.CharField(max_length=64, default="admin")
+    joget_admin_password = EncryptedTextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("nodes:cluster_detail", args=[self.name])
+
+    @property
+    def major_version(self) -> int:
+        head = self.joget_version.split(".", 1)[0]
+        return int(head) if head.isdigit() else 0
+
+    def app_servers(self):
+        return self.nodes.filter(is_app_server=True).order_by("name")
+
+
+class Node(models.Model):
+    ROLES = ("load_balancer", "app_server", "database", "file_server")
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
+    name = models.CharField(max_length=63, validators=[v.validate_name])
+    address = models.CharField(max_length=253, validators=[v.validate_address])
+    ssh_port = models.PositiveIntegerField(default=22, validators=[v.validate_port])
+    ssh_user = models.CharField(max_length=32, default="root", validators=[v.validate_posix_user])
+    credential = models.ForeignKey(
+        Credential, null=True, blank=True, on_delete=models.PROTECT, help_text="Empty: the cluster's default."
+    )
+    is_load_balancer = models.BooleanField("load balancer", default=False)
+    is_app_server = models.BooleanField("app server", default=False)
+    is_database = models.BooleanField("database", default=False)
+    is_file_server = models.BooleanField("file server", default=False)
+
+    # Host key pinning: `host_key` is "<type> <base64>" as confirmed by an admin;
+    # `offered_host_key` is what the last Connect fetched, awaiting confirmation.
+    host_key = models.TextField(blank=True)
+    host_key_confirmed_at = models.DateTimeField(null=True, blank=True)
+    offered_host_key = models.TextField(blank=True)
+    offered_host_key_error = models.TextField(blank=True)
+    offered_host_key_at = models.DateTimeField(null=True, blank=True)
+
+    # App-server settings.
+    jvm_route = models.CharField(max_length=32, blank=True, validators=[v.validate_jvm_route])
+    http_port = models.PositiveIntegerField(default=8080, validators=[v.validate_port])
+    install_path = models.CharField(max_length=255, default="/opt/joget", validators=[v.validate_absolute_path])
+    catalina_home = models.CharField(
+        max_length=255, blank=True, validators=[v.validate_absolute_path],
+        help_text="An installed Tomcat to use; empty: unpack the uploaded archive under the install path.",
+    )
+    catalina_base = models.CharField(
+        max_length=255, blank=True, validators=[v.validate_absolute_path],
+        help_text="Empty: <install path>/tomcat-base.",
+    )
+
+    facts = models.JSONField(default=dict, blank=True)
+    facts_at = models.DateTimeField(null=True, blank=True)
+    facts_error = models.TextField(blank=True)
+    probe_requested_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cluster", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "name"], name="node_name_unique_in_cluster"),
+            models.UniqueConstraint(
+                fields=["cluster", "jvm_route"],
+                condition=~models.Q(jvm_route=""),
+                name="jvm_route_unique_in_cluster",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.address})"
+
+    def get_absolute_url(self):
+        return reverse("nodes:node_detail", args=[self.cluster.name, self.name])
+
+    @property
+    def roles(self) -> list[str]:
+        return [r for r in self.ROLES if getattr(self, f"is_{r}")]
+
+    @roles.setter
+    def roles(self, names) -> None:
+        unknown = set(names) - set(self.ROLES)
+        if unknown:
+            raise ValidationError(f"Unknown role(s): {', '.join(sorted(unknown))}. Known: {', '.join(self.ROLES)}.")
+        for r in self.ROLES:
+            setattr(self, f"is_{r}", r in names)
+
+    @property
+    def effective_credential(self):
+        return self.credential or self.cluster.credential
+
+    @property
+    def effective_catalina_base(self) -> str:
+        return self.catalina_base or f"{self.install_path}/tomcat-base"
+
+    @property
+    def effective_catalina_home(self) -> str:
+        return self.catalina_home or f"{self.install_path}/tomcat"
+
+    def clean(self):
+        if not self.roles:
+            raise ValidationError("Give the node at least one role.")
+        if self.is_app_server and not self.jvm_route:
+            raise ValidationError({"jvm_route": "An app server needs a jvmRoute (e.g. node01)."})
+
+
+class LayerMode(models.TextChoices):
+    MANAGED = "managed", "Set it up for me"
+    EXISTING = "existing", "I have it: verify only"
+
+
+class SharedDirectory(models.Model):
+    """The directory every app server mounts as wflow home (Cluster.wflow_home)."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="shared_directory")
+    mode = models.CharField(max_length=10, choices=LayerMode.choices, default=LayerMode.MANAGED)
+    node = models.ForeignKey(
+        Node, null=True, blank=True, on_delete=models.RESTRICT, related_name="+", help_text="The NFS server."
+    )
+    export_path = models.CharField(max_length=255, default="/export/wflow", validators=[v.validate_absolute_path])
+    client_subnet = models.CharField(max_length=64, blank=True, validators=[v.validate_cidr])
+
+    def __str__(self):
+        return f"shared directory of {self.cluster}"
+
+    def clean(self):
+        if self.mode == LayerMode.MANAGED and not self.node_id:
+            raise ValidationError({"node": "Managed NFS needs a file-server node."})
+        if self.mode == LayerMode.MANAGED and not self.client_subnet:
+            raise ValidationError({"client_subnet": "Managed NFS exports to a subnet, e.g. 10.0.0.0/24."})
+
+
+class SharedDatabase(models.Model):
+    class Engine(models.TextChoices):
+        MYSQL = "mysql", "MySQL"
+        MARIADB = "mariadb", "MariaDB"
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="shared_database")
+    mode = models.CharField(max_length=10, choices=LayerMode.choices, default=LayerMode.MANAGED)
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.RESTRICT, related_name="+")
+    host = models.CharField(
+        max_length=253, blank=True, validators=[v.validate_address],
+        help_text="Address the app servers connect to; empty: the node's address.",
+    )
+    engine = models.CharField(max_length=10, choices=Engine.choices, default=Engine.MARIADB)
+    port = models.PositiveIntegerField(default=3306, validators=[v.validate_port])
+    name = models.CharField(max_length=64, default="jwdb", validators=[v.validate_db_identifier])
+    user = models.CharField(max_length=32, default="joget", validators=[v.validate_db_user])
+    password = EncryptedTextField(validators=[v.validate_password])
+
+    def __str__(self):
+        return f"{self.name} on {self.connect_host}"
+
+    @property
+    def connect_host(self) -> str:
+        return self.host or (self.node.address if self.node_id else "")
+
+    def clean(self):
+        if not self.node_id and not self.host:
+            raise ValidationError("Choose the database node, or give the host of an existing database.")
+        if self.mode == LayerMode.MANAGED and not self.node_id:
+            raise ValidationError({"node": "A managed database needs its node."})
+
+
+class LoadBalancer(models.Model):
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="load_balancer")
+    mode = models.CharField(max_length=10, choices=LayerMode.choices, default=LayerMode.MANAGED)
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.RESTRICT, related_name="+")
+    http_port = models.PositiveIntegerField(default=80, validators=[v.validate_port])
+    site_name = models.CharField(max_length=64, default="jwsite", validators=[v.validate_site_name])
+    sticky_cookie = models.CharField(max_length=64, default="JSESSIONID", validators=[v.validate_cookie_name])
+    manager_allow = models.CharField(
+        max_length=253, blank=True, validators=[v.validate_address],
+        help_text="The only address allowed to reach balancer-manager (the console's).",
+    )
+
+    def __str__(self):
+        return f"load balancer of {self.cluster}"
+
+    def clean(self):
+        if not self.node_id:
+            raise ValidationError({"node": "Choose the balancer node."})

@@ -1,0 +1,1 @@
+<%@ page session="false" trimDirectiveWhitespaces="true" %><% response.sendRedirect(request.getContextPath() + "/web/console/home"); %>

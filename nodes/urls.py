@@ -1,0 +1,28 @@
+from django.urls import path
+
+from . import views
+
+app_name = "nodes"
+
+urlpatterns = [
+    path("", views.cluster_list, name="cluster_list"),
+    path("clusters/new/", views.cluster_create, name="cluster_create"),
+    path("clusters/import/", views.cluster_import, name="cluster_import"),
+    path("clusters/<slug:name>/", views.cluster_detail, name="cluster_detail"),
+    path("clusters/<slug:name>/edit/", views.cluster_edit, name="cluster_edit"),
+    path("clusters/<slug:name>/delete/", views.cluster_delete, name="cluster_delete"),
+    path("clusters/<slug:name>/layers/<slug:layer>/", views.layer_edit, name="layer_edit"),
+    path("clusters/<slug:name>/nodes/new/", views.node_create, name="node_create"),
+    path("clusters/<slug:name>/nodes/<slug:node>/", views.node_detail, name="node_detail"),
+    path("clusters/<slug:name>/nodes/<slug:node>/edit/", views.node_edit, name="node_edit"),
+    path("clusters/<slug:name>/nodes/<slug:node>/delete/", views.node_delete, name="node_delete"),
+    path("clusters/<slug:name>/nodes/<slug:node>/connect/", views.node_connect, name="node_connect"),
+    path("clusters/<slug:name>/nodes/<slug:node>/host-key/", views.node_host_key, name="node_host_key"),
+    path("clusters/<slug:name>/nodes/<slug:node>/host-key/confirm/", views.node_confirm_host_key,
+         name="node_confirm_host_key"),
+    path("clusters/<slug:name>/nodes/<slug:node>/probe/", views.node_probe, name="node_probe"),
+    path("clusters/<slug:name>/nodes/<slug:node>/facts/", views.node_facts, name="node_facts"),
+    path("credentials/", views.credential_list, name="credential_list"),
+    path("credentials/new/", views.credential_create, name="credential_create"),
+    path("credentials/generate/", views.credential_generate, name="credential_generate"),
+]

@@ -1,0 +1,145 @@
+"""Validation for every value that later reaches a shell, SQL or a config file.
+
+Allow-lists, not deny-lists: a value either matches a plain shape that needs no
+quoting anywhere it goes, or it is rejected with a message saying what is allowed.
+(Passwords are the exception: they may hold anything printable and are always
+quoted or escaped by the code that writes them.)
+"""
+
+import ipaddress
+import re
+
+from django.core.exceptions import ValidationError
+
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_JVM_ROUTE = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+_POSIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_DB_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_PATH_PART = re.compile(r"^[A-Za-z0-9._+@-]+$")
+_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_COOKIE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_CONTEXT = re.compile(r"^/[A-Za-z0-9_-]{1,64}$")
+_PROFILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def validate_name(value: str) -> None:
+    if not _NAME.match(value or ""):
+        raise ValidationError(
+            "Use 1-63 lowercase letters, digits and hyphens, starting and ending "
+            "with a letter or digit (e.g. app1).",
+            code="invalid_name",
+        )
+
+
+def validate_address(value: str) -> None:
+    """A host name (RFC 1123) or an IPv4/IPv6 address, nothing else."""
+    value = value or ""
+    try:
+        ipaddress.ip_address(value)
+        return
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    if len(value) > 253 or not value or not all(_HOSTNAME_LABEL.match(p) for p in labels):
+        raise ValidationError(
+            "Enter a host name (letters, digits, hyphens and dots) or an IP address.",
+            code="invalid_address",
+        )
+    if labels[-1].isdigit():
+        raise ValidationError("This looks like an IP address but is not a valid one.", code="invalid_address")
+
+
+def validate_port(value: int) -> None:
+    if not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValidationError("A port is a number from 1 to 65535.", code="invalid_port")
+
+
+def validate_absolute_path(value: str) -> None:
+    value = value or ""
+    parts = value.split("/")
+    if (
+        not value.startswith("/")
+        or len(value) > 255
+        or value != "/" and value.endswith("/")
+        or any(p in (".", "..") for p in parts)
+        or not all(_PATH_PART.match(p) for p in parts[1:] if p or value != "/")
+        or "//" in value
+    ):
+        raise ValidationError(
+            "Enter an absolute path such as /opt/joget/wflow: letters, digits and . _ - + @ "
+            "between slashes, no '..', no trailing slash.",
+            code="invalid_path",
+        )
+
+
+def validate_jvm_route(value: str) -> None:
+    if not _JVM_ROUTE.match(value or ""):
+        raise ValidationError(
+            "A jvmRoute is 1-32 letters, digits or underscores (e.g. node01); it ends "
+            "up in session cookies and in the balancer's route= settings.",
+            code="invalid_jvm_route",
+        )
+
+
+def validate_posix_user(value: str) -> None:
+    if not _POSIX_USER.match(value or ""):
+        raise ValidationError(
+            "A user name is up to 32 lowercase letters, digits, '_' or '-', starting "
+            "with a letter or '_'.",
+            code="invalid_user",
+        )
+
+
+def validate_db_identifier(value: str) -> None:
+    if not _DB_IDENT.match(value or ""):
+        raise ValidationError(
+            "Use letters, digits and underscores, starting with a letter or '_' "
+            "(at most 64), e.g. jwdb.",
+            code="invalid_db_identifier",
+        )
+
+
+def validate_db_user(value: str) -> None:
+    if not _DB_IDENT.match(value or "") or len(value) > 32:
+        raise ValidationError(
+            "A database user is up to 32 letters, digits and underscores, starting "
+            "with a letter or '_' (MySQL 5.5 allows 16; keep it short).",
+            code="invalid_db_user",
+        )
+
+
+def validate_password(value: str) -> None:
+    # Anything printable goes; the writers quote it. Control characters would
+    # break properties files and terminals, and NUL cannot cross a shell.
+    if any(ord(c) < 32 or ord(c) == 127 for c in value or ""):
+        raise ValidationError("A password cannot contain control characters or line breaks.", code="invalid_password")
+
+
+def validate_cidr(value: str) -> None:
+    try:
+        ipaddress.ip_network(value or "", strict=False)
+    except ValueError:
+        raise ValidationError("Enter a subnet such as 10.0.0.0/24.", code="invalid_subnet") from None
+
+
+def validate_site_name(value: str) -> None:
+    if not _SITE.match(value or ""):
+        raise ValidationError("A site name is letters, digits, '.', '_' or '-' (e.g. jwsite).", code="invalid_site")
+
+
+def validate_cookie_name(value: str) -> None:
+    if not _COOKIE.match(value or ""):
+        raise ValidationError(
+            "A cookie name is letters, digits and underscores (e.g. JSESSIONID).", code="invalid_cookie"
+        )
+
+
+def validate_context_path(value: str) -> None:
+    if not _CONTEXT.match(value or ""):
+        raise ValidationError("A context path is '/' and a name, e.g. /jw.", code="invalid_context")
+
+
+def validate_profile_name(value: str) -> None:
+    if not _PROFILE.match(value or ""):
+        raise ValidationError("A profile name is letters, digits, '_' or '-' (e.g. default).", code="invalid_profile")

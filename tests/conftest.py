@@ -1,0 +1,86 @@
+"""Shared fixtures: users, a real Celery worker process, and the testbed plugin.
+
+The worker is a separate `celery worker` process (threads pool) on the real
+Redis broker, reading the same PostgreSQL test database: tests that use it
+need committed data, so they take `transactional_db`.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+pytest_plugins = ["tests.testbed_plugin"] if (Path(__file__).parent / "testbed_plugin.py").exists() else []
+
+ROOT = Path(__file__).resolve().parent.parent
+(ROOT / "var").mkdir(exist_ok=True)
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser("admin", "admin@example.com", "admin-pass-123")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture(scope="session")
+def celery_queue():
+    return f"jcc-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, celery_queue):
+    """A real worker process, started once per session, stopped at the end."""
+    from joget_cluster.celery import app
+
+    app.conf.task_default_queue = celery_queue
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env["DATABASE_URL"] = (
+        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    env["CELERY_QUEUE"] = celery_queue
+    log = open(ROOT / "var" / f"test-worker-{celery_queue}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "joget_cluster", "worker", "-P", "threads", "-c", "16",
+         "-Q", celery_queue, "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "-n", f"{celery_queue}@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if "ready." in (ROOT / "var" / f"test-worker-{celery_queue}.log").read_text():
+            break
+        if proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited: see var/test-worker-{celery_queue}.log")
+        time.sleep(0.1)
+    else:
+        raise RuntimeError("celery worker did not become ready in 30 s")
+    yield proc
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+def wait_for(predicate, timeout=20.0, interval=0.1, message="condition"):
+    """Poll until predicate() is truthy; return its value or fail the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {message}")

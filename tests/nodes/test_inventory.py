@@ -1,0 +1,124 @@
+import copy
+import json
+import subprocess
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from deployments.models import Artifact
+from nodes.inventory import InventoryError, dump_inventory, load_inventory
+from nodes.models import Cluster, Node, SharedDatabase
+
+pytestmark = pytest.mark.django_db
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+
+@pytest.fixture
+def identity(tmp_path):
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
+
+
+@pytest.fixture
+def doc(tmp_path, identity):
+    war = tmp_path / "jw.war"
+    war.write_bytes(b"PK\x03\x04 not really a war")
+    return {
+        "cluster": "prod",
+        "joget_version": "8.1",
+        "wflow_home": "/opt/joget/wflow",
+        "identity_file": str(identity),
+        "nodes": [
+            {"name": "lb", "address": "10.1.0.10", "roles": ["load_balancer"], "host_key": HOST_KEY},
+            {"name": "app1", "address": "10.1.0.11", "roles": ["app_server", "file_server"], "jvm_route": "node01",
+             "catalina_home": "/usr/share/tomcat10"},
+            {"name": "app2", "address": "10.1.0.12", "roles": ["app_server"], "jvm_route": "node02"},
+            {"name": "db", "address": "10.1.0.20", "roles": ["database"], "ssh_port": 2222},
+        ],
+        "shared_directory": {"mode": "managed", "node": "app1", "export_path": "/export/wflow",
+                             "client_subnet": "10.1.0.0/24"},
+        "shared_database": {"mode": "managed", "node": "db", "engine": "mariadb", "name": "jwdb", "user": "joget",
+                            "password": "it's a $(secret)"},
+        "load_balancer": {"mode": "managed", "node": "lb", "site_name": "jwsite"},
+        "artifacts": [{"kind": "jw_war", "path": str(war)}],
+    }
+
+
+def test_import_creates_everything(doc):
+    cluster = load_inventory(doc)
+    assert cluster.nodes.count() == 4
+    app1 = cluster.nodes.get(name="app1")
+    assert app1.roles == ["app_server", "file_server"] and app1.jvm_route == "node01"
+    assert cluster.nodes.get(name="lb").host_key == HOST_KEY
+    assert cluster.nodes.get(name="lb").host_key_confirmed_at is not None
+    assert cluster.nodes.get(name="db").ssh_port == 2222
+    assert SharedDatabase.objects.get(cluster=cluster).password == "it's a $(secret)"
+    assert cluster.credential.private_key.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    art = Artifact.objects.get(cluster=cluster, kind="jw_war")
+    assert art.size == len(b"PK\x03\x04 not really a war") and len(art.sha256) == 64
+    assert art.file.read() == b"PK\x03\x04 not really a war"
+
+
+def test_export_round_trips(doc):
+    load_inventory(doc)
+    out = dump_inventory(Cluster.objects.get(name="prod"), include_secrets=True)
+    again = copy.deepcopy(out)
+    again["cluster"] = "prod2"
+    again["identity_file"] = doc["identity_file"]
+    load_inventory(again)
+    out2 = dump_inventory(Cluster.objects.get(name="prod2"), include_secrets=True)
+    out.pop("cluster"), out2.pop("cluster")
+    out.pop("artifacts"), out2.pop("artifacts")
+    assert out == out2
+    assert "password" not in dump_inventory(Cluster.objects.get(name="prod"))["shared_database"]
+
+
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda d: d["nodes"][1].update(address="10.0.0.1; rm -rf /"), "nodes[1] (app1): address"),
+        (lambda d: d["nodes"][2].update(jvm_route="node01"), "jvm_route 'node01' is used twice"),
+        (lambda d: d["nodes"][2].pop("jvm_route"), "app server needs a jvmRoute"),
+        (lambda d: d["nodes"][0].update(roles=["web"]), "Unknown role"),
+        (lambda d: d["nodes"][0].update(colour="red"), "unknown key(s) colour"),
+        (lambda d: d["shared_database"].update(node="nope"), "no node named 'nope'"),
+        (lambda d: d["shared_database"].update(name="jw db"), "shared_database: name"),
+        (lambda d: d.update(wflow_home="/opt/../etc"), "cluster: wflow_home"),
+        (lambda d: d["nodes"][0].update(host_key="not a key"), "host_key"),
+        (lambda d: d["artifacts"].append({"kind": "jw_war", "path": "/nonexistent/jw.war"}), "cannot read"),
+    ],
+)
+def test_bad_document_changes_nothing(doc, mutate, message):
+    mutate(doc)
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(doc)
+    assert message in " ".join(exc.value.messages)
+    assert not Cluster.objects.exists() and not Node.objects.exists() and not Artifact.objects.exists()
+
+
+def test_existing_cluster_needs_replace(doc):
+    load_inventory(doc)
+    with pytest.raises(InventoryError, match="exists already"):
+        load_inventory(doc)
+    doc["nodes"].pop()
+    doc["shared_database"]["node"] = "app2"
+    load_inventory(doc, replace=True)
+    assert Cluster.objects.get(name="prod").nodes.count() == 3
+
+
+def test_management_commands(doc, tmp_path, capsys):
+    path = tmp_path / "inv.json"
+    path.write_text(json.dumps(doc))
+    call_command("import_inventory", str(path))
+    assert "Imported cluster prod with 4 nodes" in capsys.readouterr().out
+    call_command("export_inventory", "prod")
+    exported = json.loads(capsys.readouterr().out)
+    assert [n["name"] for n in exported["nodes"]] == ["app1", "app2", "db", "lb"]
+    with pytest.raises(CommandError, match="No cluster named 'nope'"):
+        call_command("export_inventory", "nope")
+    path.write_text("{not json")
+    with pytest.raises(CommandError, match="not a JSON document"):
+        call_command("import_inventory", str(path))
