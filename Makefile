@@ -8,7 +8,8 @@ TEST_ENV := SECRET_KEY=test-only-secret-key-not-for-production-0123456789 \
 	SECRETS_ENCRYPTION_KEY=dGVzdC1vbmx5LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24= \
 	DATABASE_URL=postgres://jcc_test:jcc_test@127.0.0.1:5432/jcc_test \
 	CELERY_BROKER_URL=redis://127.0.0.1:6379/15 \
-	ALLOWED_HOSTS=127.0.0.1,localhost,testserver
+	ALLOWED_HOSTS=127.0.0.1,localhost,testserver \
+	EXTRA_STEP_MODULES=tests.deployments.engine_steps
 
 .PHONY: run test lint venv dev-venv
 

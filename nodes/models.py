@@ -45,7 +45,7 @@ class Cluster(models.Model):
     joget_version = models.CharField(max_length=16, default="8.1")
     context_path = models.CharField(max_length=65, default="/jw", validators=[v.validate_context_path])
     wflow_home = models.CharField(
-        max_length=255,
+        "wflow home", max_length=255,
         default="/opt/joget/wflow",
         validators=[v.validate_absolute_path],
         help_text="The shared directory as the app servers see it (-Dwflow.home).",
@@ -86,8 +86,8 @@ class Node(models.Model):
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
     name = models.CharField(max_length=63, validators=[v.validate_name])
     address = models.CharField(max_length=253, validators=[v.validate_address])
-    ssh_port = models.PositiveIntegerField(default=22, validators=[v.validate_port])
-    ssh_user = models.CharField(max_length=32, default="root", validators=[v.validate_posix_user])
+    ssh_port = models.PositiveIntegerField("SSH port", default=22, validators=[v.validate_port])
+    ssh_user = models.CharField("SSH user", max_length=32, default="root", validators=[v.validate_posix_user])
     credential = models.ForeignKey(
         Credential, null=True, blank=True, on_delete=models.PROTECT, help_text="Empty: the cluster's default."
     )
@@ -105,15 +105,15 @@ class Node(models.Model):
     offered_host_key_at = models.DateTimeField(null=True, blank=True)
 
     # App-server settings.
-    jvm_route = models.CharField(max_length=32, blank=True, validators=[v.validate_jvm_route])
-    http_port = models.PositiveIntegerField(default=8080, validators=[v.validate_port])
+    jvm_route = models.CharField("jvmRoute", max_length=32, blank=True, validators=[v.validate_jvm_route])
+    http_port = models.PositiveIntegerField("HTTP port", default=8080, validators=[v.validate_port])
     install_path = models.CharField(max_length=255, default="/opt/joget", validators=[v.validate_absolute_path])
     catalina_home = models.CharField(
-        max_length=255, blank=True, validators=[v.validate_absolute_path],
+        "CATALINA_HOME", max_length=255, blank=True, validators=[v.validate_absolute_path],
         help_text="An installed Tomcat to use; empty: unpack the uploaded archive under the install path.",
     )
     catalina_base = models.CharField(
-        max_length=255, blank=True, validators=[v.validate_absolute_path],
+        "CATALINA_BASE", max_length=255, blank=True, validators=[v.validate_absolute_path],
         help_text="Empty: <install path>/tomcat-base.",
     )
 
@@ -233,7 +233,7 @@ class LoadBalancer(models.Model):
     cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="load_balancer")
     mode = models.CharField(max_length=10, choices=LayerMode.choices, default=LayerMode.MANAGED)
     node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.RESTRICT, related_name="+")
-    http_port = models.PositiveIntegerField(default=80, validators=[v.validate_port])
+    http_port = models.PositiveIntegerField("HTTP port", default=80, validators=[v.validate_port])
     site_name = models.CharField(max_length=64, default="jwsite", validators=[v.validate_site_name])
     sticky_cookie = models.CharField(max_length=64, default="JSESSIONID", validators=[v.validate_cookie_name])
     manager_allow = models.CharField(

@@ -43,8 +43,27 @@ def plan_steps(cluster=None, only: list[str] | None = None) -> list[Step]:
         unknown = [k for k in only if k not in _REGISTRY]
         if unknown:
             raise KeyError(f"unknown step(s): {', '.join(unknown)}; known: {', '.join(_REGISTRY)}")
-        return [s for s in _REGISTRY.values() if s.key in only]
-    return [s for s in _REGISTRY.values() if s.in_default_plan and (cluster is None or s.applies(cluster))]
+        chosen = [s for s in _REGISTRY.values() if s.key in only]
+    else:
+        chosen = [s for s in _REGISTRY.values() if s.in_default_plan and (cluster is None or s.applies(cluster))]
+    return _dependency_order(chosen)
+
+
+def _dependency_order(steps: list[Step]) -> list[Step]:
+    """Registration order, except that a step always comes after what it depends on."""
+    keys = {s.key for s in steps}
+    placed: list[Step] = []
+    done: set[str] = set()
+    pending = list(steps)
+    while pending:
+        for i, step in enumerate(pending):
+            if all(d in done or d not in keys for d in step.depends_on):
+                placed.append(pending.pop(i))
+                done.add(step.key)
+                break
+        else:
+            raise ValueError(f"dependency cycle among steps: {', '.join(s.key for s in pending)}")
+    return placed
 
 
 def get_step(key: str) -> Step:

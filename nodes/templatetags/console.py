@@ -23,3 +23,8 @@ def filesize(n) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"
+
+
+@register.filter
+def role(name: str) -> str:
+    return name.replace("_", " ")
