@@ -155,3 +155,48 @@ class LogLine(models.Model):
 
     def __str__(self):
         return self.text[:80]
+
+
+class CheckRun(models.Model):
+    """One run of the prerequisite checklist (the guide's pre-deployment requirements)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="check_runs")
+    started_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"checklist #{self.pk} of {self.cluster}"
+
+
+class CheckResult(models.Model):
+    """One item of the checklist on one node (or on the cluster)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        PASS = "pass", "Pass"
+        FAIL = "fail", "Fail"
+
+    check_run = models.ForeignKey(CheckRun, on_delete=models.CASCADE, related_name="results")
+    item = models.CharField(max_length=40)
+    position = models.PositiveIntegerField(default=0)
+    node = models.ForeignKey("nodes.Node", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    found = models.TextField(blank=True, help_text="What the check saw.")
+    fix = models.TextField(blank=True, help_text="How to fix it, when it failed.")
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["position", "node__name"]
+
+    def __str__(self):
+        return f"{self.item} on {self.node.name if self.node_id else 'cluster'}: {self.status}"

@@ -20,3 +20,10 @@ def run_step(run_id: int) -> None:
 @shared_task
 def sweep_steps() -> int:
     return engine.sweep()
+
+
+@shared_task
+def run_check(result_id: int) -> None:
+    from . import checklist
+
+    checklist.run_one(result_id)

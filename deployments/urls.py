@@ -13,4 +13,6 @@ urlpatterns = [
     path("deployments/<int:pk>/retry/", views.deployment_retry, name="deployment_retry"),
     path("deployments/<int:pk>/runs/<int:run_pk>/log/", views.run_log, name="run_log"),
     path("deployments/<int:pk>/runs/<int:run_pk>/log.txt", views.run_log_download, name="run_log_download"),
+    path("clusters/<slug:name>/checklist/", views.checklist, name="checklist"),
+    path("clusters/<slug:name>/checklist/run/", views.checklist_run, name="checklist_run"),
 ]

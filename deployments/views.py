@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -146,3 +147,42 @@ def _lever(request, pk, action, success: str) -> HttpResponse:
     else:
         messages.success(request, success)
     return redirect("deployments:deployment_detail", pk)
+
+
+# -- prerequisite checklist ---------------------------------------------------------------------------
+
+def _checklist_ctx(cluster, run):
+    from .checklist import ITEMS
+
+    items = []
+    if run:
+        results = list(run.results.select_related("node"))
+        for item in ITEMS:
+            rows = [r for r in results if r.item == item.key]
+            if rows:
+                items.append({"key": item.key, "title": item.title, "results": rows,
+                              "ok": all(r.status == "pass" for r in rows),
+                              "failed": any(r.status == "fail" for r in rows)})
+    return {"cluster": cluster, "check_run": run, "items": items}
+
+
+@require_GET
+def checklist(request, name):
+    cluster = get_object_or_404(Cluster, name=name)
+    run = cluster.check_runs.first()
+    ctx = _checklist_ctx(cluster, run)
+    if request.htmx:
+        response = render(request, "deployments/_checklist.html", ctx)
+        if not run or run.finished:
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
+    return render(request, "deployments/checklist.html", ctx)
+
+
+@require_POST
+def checklist_run(request, name):
+    from . import checklist as checks
+
+    cluster = get_object_or_404(Cluster, name=name)
+    checks.start(cluster, request.user)
+    return redirect(request.POST.get("next") or reverse("deployments:checklist", args=[name]))

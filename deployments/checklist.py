@@ -1,0 +1,292 @@
+"""The prerequisite checklist: the guide's pre-deployment requirements, checked
+over SSH before any change and again after. Every item says what it found, on
+which node, and how to fix it when it failed."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from nodes import ssh
+from nodes.models import Cluster, LoadBalancer, Node, SharedDatabase
+
+from .models import CheckResult, CheckRun
+
+quote = ssh.quote
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    found: str
+    fix: str = ""
+
+
+@dataclass
+class Item:
+    key: str
+    title: str
+    per_node: bool
+    check: Callable[..., Outcome]
+
+
+# -- the checks ---------------------------------------------------------------------------------------
+
+def check_shared_directory(cluster: Cluster, node: Node) -> Outcome:
+    d = quote(cluster.wflow_home)
+    script = (
+        f"if [ ! -d {d} ]; then echo 'missing'; exit 2; fi; "
+        f"if mountpoint -q {d}; then echo 'mounted'; else echo 'not a mount point'; fi; "
+        f"f={d}/.jcc-check-$(hostname)-$$; if (echo ok > \"$f\") 2>/dev/null && rm -f \"$f\"; "
+        "then echo 'writable'; else echo 'not writable'; exit 3; fi; "
+        f"df -hP {d} | awk 'NR==2 {{print $4\" free on \"$1}}'"
+    )
+    with ssh.open_connection(node) as conn:
+        r = conn.run(script, timeout=30)
+    found = ", ".join(r.stdout.split("\n")).strip(", ") or r.stderr.strip()
+    if r.exit_code == 2:
+        return Outcome(False, f"{cluster.wflow_home} does not exist",
+                       f"Create and mount the shared directory at {cluster.wflow_home} on {node.name}, "
+                       "or choose 'Set it up for me' for the shared directory.")
+    if r.exit_code == 3:
+        return Outcome(False, found, f"Make {cluster.wflow_home} writable for root and the Tomcat user on "
+                                     f"{node.name} (NFS export rw, no_root_squash or matching ownership).")
+    return Outcome(r.ok, found, "" if r.ok else "See what was found.")
+
+
+def check_same_directory(cluster: Cluster, node: None) -> Outcome:
+    servers = list(cluster.app_servers())
+    if len(servers) < 2:
+        return Outcome(True, "one app server: nothing to compare")
+    token = secrets.token_hex(8)
+    name = f".jcc-same-{token}"
+    path = quote(f"{cluster.wflow_home}/{name}")
+    first, others = servers[0], servers[1:]
+    with ssh.open_connection(first) as conn:
+        w = conn.run(f"echo {token} > {path}", timeout=30)
+    if not w.ok:
+        return Outcome(False, f"could not write a token on {first.name}: {w.stderr.strip()}",
+                       f"Fix the shared directory on {first.name} first.")
+    missing = []
+    try:
+        for other in others:
+            with ssh.open_connection(other) as conn:
+                r = conn.run(f"cat {path} 2>/dev/null", timeout=30)
+            if r.stdout.strip() != token:
+                missing.append(other.name)
+    finally:
+        with ssh.open_connection(first) as conn:
+            conn.run(f"rm -f {path}", timeout=30)
+    if missing:
+        return Outcome(False, f"a file written on {first.name} is not seen on {', '.join(missing)}",
+                       f"{', '.join(missing)} must mount the same share at {cluster.wflow_home} "
+                       f"as {first.name} (check the NFS server and path in /etc/fstab).")
+    return Outcome(True, f"a file written on {first.name} is read on {', '.join(o.name for o in others)}")
+
+
+def mysql_option_file(user: str, password: str) -> str:
+    """A [client] option file; values in double quotes with \\ and \" escaped."""
+    def q(value: str) -> str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"[client]\nuser={q(user)}\npassword={q(password)}\n"
+
+
+def mysql_script(host: str, port: int, database: str, sql: str) -> str:
+    """Run `sql` with credentials read from stdin into a 0600 temp file: the
+    password never appears on a command line or in the environment."""
+    client = "$(command -v mariadb || command -v mysql)"
+    return (
+        "umask 077; f=$(mktemp); cat > \"$f\"; "
+        f"c={client}; if [ -z \"$c\" ]; then echo 'no mysql/mariadb client on this node' >&2; rm -f \"$f\"; "
+        "exit 127; fi; "
+        f"\"$c\" --defaults-extra-file=\"$f\" --connect-timeout=5 -N -h {quote(host)} -P {int(port)} "
+        f"{quote(database)} -e {quote(sql)}; rc=$?; rm -f \"$f\"; exit $rc"
+    )
+
+
+SCRATCH_SQL = (
+    "DROP TABLE IF EXISTS TBL; CREATE TABLE TBL (id INT PRIMARY KEY, v VARCHAR(20)); "
+    "ALTER TABLE TBL ADD COLUMN w INT; INSERT INTO TBL (id, v) VALUES (1, 'a'); "
+    "UPDATE TBL SET v = 'b' WHERE id = 1; SELECT v FROM TBL WHERE id = 1; DELETE FROM TBL WHERE id = 1; DROP TABLE TBL;"
+)
+
+
+def check_database(cluster: Cluster, node: Node) -> Outcome:
+    db = SharedDatabase.objects.filter(cluster=cluster).select_related("node").first()
+    if not db:
+        return Outcome(False, "no shared database configured", "Set up the shared database layer.")
+    table = f"jcc_check_{node.jvm_route or node.name}".replace("-", "_")[:60]
+    # `table` is built from allow-listed names (jvm_route / node name): safe as an identifier.
+    sql = SCRATCH_SQL.replace("TBL", table)
+    with ssh.open_connection(node) as conn:
+        r = conn.run(mysql_script(db.connect_host, db.port, db.name, sql), timeout=30,
+                     stdin=mysql_option_file(db.user, db.password))
+    where = f"{db.user}@{db.connect_host}:{db.port}/{db.name}"
+    if r.ok and r.stdout.strip() == "b":
+        return Outcome(True, f"{where}: select, insert, update, delete, create, alter and drop work")
+    err = (r.stderr.strip().splitlines() or ["no output"])[-1]
+    if r.exit_code == 127:
+        fix = f"Install a MySQL client on {node.name} (apt-get install mariadb-client) so the check can run."
+    elif "Access denied" in err or "command denied" in err:
+        fix = f"GRANT ALL ON {db.name}.* TO '{db.user}'@'%' on the database server (and check the password)."
+    elif "Unknown database" in err:
+        fix = f"Create the database {db.name} (or let the console set up the database)."
+    else:
+        fix = (f"Make the database listen on the network (bind-address) and open port {db.port} from "
+               f"{node.name} to {db.connect_host}.")
+    return Outcome(False, f"{where}: {err}", fix)
+
+
+def _http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - http URL built from validated fields
+            return resp.status, resp.read(2000).decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(2000).decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:
+        return 0, str(getattr(exc, "reason", exc))
+
+
+def check_app_http(cluster: Cluster, node: Node) -> Outcome:
+    url = f"http://{node.address}:{node.http_port}/"
+    status, body = _http_get(url)
+    if status:
+        return Outcome(True, f"{url} answers HTTP {status}")
+    return Outcome(False, f"{url}: {body}",
+                   f"Start the application server on {node.name} and open port {node.http_port} to the balancer.")
+
+
+def check_replication(cluster: Cluster, node: Node) -> Outcome:
+    others = [n for n in cluster.app_servers() if n.pk != node.pk]
+    probes = " ".join(
+        # bash's /dev/tcp: "refused" means the port is reachable (nothing listens yet); a timeout means filtered.
+        f"if timeout 3 bash -c 'exec 3<>/dev/tcp/{o.address}/4000' 2>/dev/null; then echo {o.name}:open; "
+        f"elif [ $? -eq 124 ]; then echo {o.name}:filtered; else echo {o.name}:open; fi;"
+        for o in others
+    )
+    iface = f"ip -o addr show | awk '$4 ~ /^{node.address}\\// {{print $2}}' | head -n1"
+    script = (f"i=$({iface}); echo iface=$i; "
+              f"ip -o link show \"$i\" | grep -q MULTICAST && echo multicast=yes || echo multicast=no; {probes}")
+    with ssh.open_connection(node) as conn:
+        r = conn.run(script, timeout=30)
+    lines = r.stdout.split()
+    facts = dict(line.split("=", 1) for line in lines if "=" in line)
+    filtered = [line.split(":")[0] for line in lines if line.endswith(":filtered")]
+    problems, fixes = [], []
+    if cluster.multicast and facts.get("multicast") != "yes":
+        problems.append(f"no MULTICAST flag on {facts.get('iface') or 'the interface'}")
+        fixes.append("Enable multicast on the interface (ip link set dev IFACE multicast on), or switch the cluster "
+                     "to static membership (untick 'multicast').")
+    if filtered:
+        problems.append(f"port 4000 to {', '.join(filtered)} times out")
+        fixes.append("Open TCP 4000-4100 between the app servers in the firewall.")
+    membership = "multicast" if cluster.multicast else "static membership"
+    if problems:
+        return Outcome(False, f"{membership}: " + "; ".join(problems), " ".join(fixes))
+    peers = ", ".join(o.name for o in others) or "no other app server"
+    return Outcome(True, f"{membership} possible on {facts.get('iface', '?')}; ports 4000-4100 reachable: {peers}")
+
+
+def check_balancer(cluster: Cluster, node: None) -> Outcome:
+    lb = LoadBalancer.objects.filter(cluster=cluster).select_related("node").first()
+    if not lb or not lb.node:
+        return Outcome(False, "no load balancer configured", "Set up the load balancer layer.")
+    url = f"http://{lb.node.address}:{lb.http_port}{cluster.context_path}/web/json/workflow/currentUsername"
+    status, body = _http_get(url)
+    try:
+        username = json.loads(body).get("username") if status == 200 else None
+    except ValueError:
+        username = None
+    if username:
+        return Outcome(True, f"{url} answers from an app server (username {username})")
+    fix = (f"Configure the balancer on {lb.node.name} to proxy {cluster.context_path} to the app servers "
+           "(or let the console set it up), and check that the app servers run Joget.")
+    return Outcome(False, f"{url}: HTTP {status or 'no answer'} {body[:200]}", fix)
+
+
+ITEMS = [
+    Item("shared_directory", "Shared directory mounted and writable", True, check_shared_directory),
+    Item("shared_directory_same", "The same shared directory on every app server", False, check_same_directory),
+    Item("database", "Shared database reachable with the required privileges", True, check_database),
+    Item("app_http", "App server answers HTTP", True, check_app_http),
+    Item("replication", "Session replication possible", True, check_replication),
+    Item("balancer", "Balancer sends /jw to the app servers", False, check_balancer),
+]
+ITEMS_BY_KEY = {i.key: i for i in ITEMS}
+
+
+# -- running -----------------------------------------------------------------------------------------
+
+def create_run(cluster: Cluster, user=None) -> CheckRun:
+    with transaction.atomic():
+        run = CheckRun.objects.create(cluster=cluster, started_by=user)
+        servers = list(cluster.app_servers())
+        CheckResult.objects.bulk_create(
+            CheckResult(check_run=run, item=item.key, position=pos, node=node)
+            for pos, item in enumerate(ITEMS)
+            for node in (servers if item.per_node else [None])
+        )
+    return run
+
+
+def start(cluster: Cluster, user=None) -> CheckRun:
+    """Create the run and one Celery task per item and node: they fill in live."""
+    from .tasks import run_check
+
+    run = create_run(cluster, user)
+    for result_id in run.results.values_list("pk", flat=True):
+        transaction.on_commit(lambda pk=result_id: run_check.delay(pk))
+    return run
+
+
+def run_one(result_id: int) -> None:
+    result = CheckResult.objects.select_related("check_run__cluster", "node__cluster__credential",
+                                                "node__credential").get(pk=result_id)
+    item = ITEMS_BY_KEY[result.item]
+    cluster = result.check_run.cluster
+    try:
+        outcome = item.check(cluster, result.node)
+    except ssh.SSHError as exc:
+        outcome = Outcome(False, str(exc), "Make the node reachable over SSH (and its host key confirmed).")
+    CheckResult.objects.filter(pk=result_id).update(
+        status=CheckResult.Status.PASS if outcome.ok else CheckResult.Status.FAIL,
+        found=outcome.found[:2000], fix="" if outcome.ok else outcome.fix, finished=timezone.now(),
+    )
+    _finish_if_done(result.check_run_id)
+
+
+def _finish_if_done(run_id: int) -> None:
+    with transaction.atomic():
+        run = CheckRun.objects.select_for_update().get(pk=run_id)
+        statuses = list(run.results.values_list("status", flat=True))
+        if run.finished or CheckResult.Status.PENDING in statuses:
+            return
+        run.status = CheckRun.Status.FAILED if CheckResult.Status.FAIL in statuses else CheckRun.Status.PASSED
+        run.finished = timezone.now()
+        run.save(update_fields=["status", "finished"])
+
+
+def run_now(cluster: Cluster, user=None, workers: int = 16) -> CheckRun:
+    """The same checks in this process, in parallel (the command line needs no worker)."""
+    from django.db import connection
+
+    run = create_run(cluster, user)
+
+    def one(pk):
+        try:
+            run_one(pk)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(one, list(run.results.values_list("pk", flat=True))))
+    run.refresh_from_db()
+    return run
