@@ -200,3 +200,25 @@ class CheckResult(models.Model):
 
     def __str__(self):
         return f"{self.item} on {self.node.name if self.node_id else 'cluster'}: {self.status}"
+
+
+class WizardState(models.Model):
+    """Where the admin is in the deploy wizard for a cluster: leaving and coming back resumes it."""
+
+    STEPS = [
+        ("nodes", "Cluster and nodes"),
+        ("layers", "Layers"),
+        ("artifacts", "Artifacts"),
+        ("checklist", "Checklist"),
+        ("review", "Review"),
+        ("run", "Run"),
+        ("licenses", "Licenses"),
+        ("test", "Test"),
+    ]
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="wizard")
+    step = models.CharField(max_length=20, default="nodes")
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"wizard of {self.cluster} at {self.step}"

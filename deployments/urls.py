@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, wizard
 
 app_name = "deployments"
 
@@ -15,4 +15,10 @@ urlpatterns = [
     path("deployments/<int:pk>/runs/<int:run_pk>/log.txt", views.run_log_download, name="run_log_download"),
     path("clusters/<slug:name>/checklist/", views.checklist, name="checklist"),
     path("clusters/<slug:name>/checklist/run/", views.checklist_run, name="checklist_run"),
+    path("wizard/", wizard.wizard_start, name="wizard_start"),
+    path("wizard/testbed/", wizard.wizard_import_testbed, name="wizard_import_testbed"),
+    path("clusters/<slug:name>/wizard/", wizard.wizard_resume, name="wizard_resume"),
+    path("clusters/<slug:name>/wizard/connect-all/", wizard.wizard_connect_all, name="wizard_connect_all"),
+    path("clusters/<slug:name>/wizard/upload/", wizard.wizard_upload, name="wizard_upload"),
+    path("clusters/<slug:name>/wizard/<slug:step>/", wizard.wizard_step, name="wizard_step"),
 ]

@@ -3,6 +3,7 @@ from django.db.models import Count, Q
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -56,12 +57,20 @@ def deployment_list(request, name):
 def deployment_start(request, name):
     cluster = get_object_or_404(Cluster, name=name)
     steps = [s for s in request.POST.get("steps", "").replace(" ", "").split(",") if s]
+    next_url = _safe_next(request)
     try:
         dep = engine.start(cluster, user=request.user, dry_run=bool(request.POST.get("dry_run")), steps=steps)
     except engine.DeploymentRefused as exc:
         messages.error(request, str(exc))
-        return redirect("deployments:deployment_list", name)
-    return redirect("deployments:deployment_detail", dep.pk)
+        return redirect(next_url or reverse("deployments:deployment_list", args=[name]))
+    return redirect(next_url or reverse("deployments:deployment_detail", args=[dep.pk]))
+
+
+def _safe_next(request) -> str | None:
+    url = request.POST.get("next", "")
+    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}):
+        return url
+    return None
 
 
 @require_GET
@@ -185,4 +194,4 @@ def checklist_run(request, name):
 
     cluster = get_object_or_404(Cluster, name=name)
     checks.start(cluster, request.user)
-    return redirect(request.POST.get("next") or reverse("deployments:checklist", args=[name]))
+    return redirect(_safe_next(request) or reverse("deployments:checklist", args=[name]))

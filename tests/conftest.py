@@ -84,3 +84,23 @@ def wait_for(predicate, timeout=20.0, interval=0.1, message="condition"):
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture
+def tracemalloc_peak():
+    """`with tracemalloc_peak() as peak:` ... `peak.value` is the peak traced allocation in bytes."""
+    import contextlib
+    import tracemalloc
+    from types import SimpleNamespace
+
+    @contextlib.contextmanager
+    def measure():
+        result = SimpleNamespace(value=0)
+        tracemalloc.start()
+        try:
+            yield result
+        finally:
+            result.value = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+
+    return measure

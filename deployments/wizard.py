@@ -1,0 +1,188 @@
+"""The deploy wizard: one path through the console for an admin who has not read the guide.
+
+Each page is a thin view over what the console already does (inventory forms,
+checklist, dry run, deployment, licenses); the wizard only remembers where the
+admin is and shows the way forward.
+"""
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from nodes.forms import ClusterForm, InventoryUploadForm
+from nodes.inventory import InventoryError, load_inventory
+from nodes.models import Cluster, LoadBalancer, SharedDatabase, SharedDirectory
+from nodes.services import enqueue_fetch_host_key
+
+from .models import Artifact, Deployment, WizardState
+
+STEP_KEYS = [key for key, _ in WizardState.STEPS]
+
+
+class ArtifactUploadForm(forms.Form):
+    kind = forms.ChoiceField(choices=Artifact.Kind.choices)
+    file = forms.FileField()
+
+
+def _state(cluster: Cluster, step: str | None = None) -> WizardState:
+    state, _ = WizardState.objects.get_or_create(cluster=cluster)
+    if step and state.step != step:
+        state.step = step
+        state.save(update_fields=["step", "updated"])
+    return state
+
+
+def _page(request, cluster, step, template, **ctx):
+    _state(cluster, step)
+    index = STEP_KEYS.index(step)
+    steps = [{"key": k, "title": t, "n": i + 1, "done": i < index, "current": k == step,
+              "url": reverse("deployments:wizard_step", args=[cluster.name, k])}
+             for i, (k, t) in enumerate(WizardState.STEPS)]
+    nxt = STEP_KEYS[index + 1] if index + 1 < len(STEP_KEYS) else None
+    prev = STEP_KEYS[index - 1] if index else None
+    ctx.update(cluster=cluster, steps=steps, step=step, step_title=dict(WizardState.STEPS)[step],
+               next_url=reverse("deployments:wizard_step", args=[cluster.name, nxt]) if nxt else None,
+               prev_url=reverse("deployments:wizard_step", args=[cluster.name, prev]) if prev else None)
+    return render(request, template, ctx)
+
+
+@require_http_methods(["GET", "POST"])
+def wizard_start(request):
+    """Page 1 for a new cluster: describe it, import an inventory file, or load a running testbed."""
+    action = request.POST.get("action") if request.method == "POST" else None
+    form = ClusterForm(request.POST if action == "create" else None, prefix="c")
+    upload = InventoryUploadForm(request.POST if action == "import" else None,
+                                 request.FILES if action == "import" else None)
+    if action == "create" and form.is_valid():
+        cluster = form.save()
+        return redirect("deployments:wizard_step", cluster.name, "nodes")
+    if action == "import" and upload.is_valid():
+        try:
+            cluster = load_inventory(json.load(upload.cleaned_data["file"]), replace=upload.cleaned_data["replace"])
+        except (ValueError, UnicodeDecodeError) as exc:
+            upload.add_error("file", f"Not a JSON document: {exc}")
+        except InventoryError as exc:
+            upload.add_error("file", " ".join(exc.messages))
+        else:
+            return redirect("deployments:wizard_step", cluster.name, "nodes")
+    ctx = {"form": form, "upload": upload, "testbeds": _running_testbeds(),
+           "clusters": Cluster.objects.select_related("wizard").order_by("name")}
+    return render(request, "deployments/wizard/start.html", ctx)
+
+
+def _running_testbeds() -> list[dict]:
+    try:
+        from nodes.testbed import Testbed, known_prefixes
+    except ImportError:
+        return []
+    found = []
+    for prefix in known_prefixes():
+        try:
+            tb = Testbed(prefix)
+            if tb.read_state():
+                inv = tb.inventory()
+                found.append({"prefix": prefix, "cluster": inv["cluster"], "nodes": len(inv["nodes"])})
+        except Exception:  # noqa: BLE001,S112 - a half-made testbed is simply not offered
+            continue
+    return found
+
+
+@require_POST
+def wizard_import_testbed(request):
+    from nodes.testbed import Testbed
+
+    prefix = request.POST.get("prefix", "")
+    if not any(t["prefix"] == prefix for t in _running_testbeds()):
+        messages.error(request, f"No running testbed with prefix {prefix!r}.")
+        return redirect("deployments:wizard_start")
+    try:
+        cluster = load_inventory(Testbed(prefix).inventory(), replace=True)
+    except InventoryError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("deployments:wizard_start")
+    messages.success(request, f"Testbed {prefix} imported as cluster {cluster.name}.")
+    return redirect("deployments:wizard_step", cluster.name, "nodes")
+
+
+@require_GET
+def wizard_resume(request, name):
+    cluster = get_object_or_404(Cluster, name=name)
+    return redirect("deployments:wizard_step", name, _state(cluster).step)
+
+
+@require_POST
+def wizard_connect_all(request, name):
+    cluster = get_object_or_404(Cluster, name=name)
+    with transaction.atomic():
+        for node in cluster.nodes.filter(host_key=""):
+            enqueue_fetch_host_key(node)
+    messages.info(request, "Fetching host keys: confirm each fingerprint on its node page.")
+    return redirect("deployments:wizard_step", name, "nodes")
+
+
+@require_POST
+def wizard_upload(request, name):
+    cluster = get_object_or_404(Cluster, name=name)
+    form = ArtifactUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return redirect("deployments:wizard_step", name, "artifacts")
+    upload = form.cleaned_data["file"]
+    kind = form.cleaned_data["kind"]
+    size, sha = Artifact.digest(upload)  # reads the spooled temp file in 1 MB chunks
+    with transaction.atomic():
+        Artifact.objects.filter(cluster=cluster, kind=kind).delete()
+        art = Artifact(cluster=cluster, kind=kind, original_name=upload.name[:255], size=size, sha256=sha)
+        art.file.save(upload.name, upload, save=False)
+        art.save()
+    messages.success(request, f"{art.get_kind_display()} stored: {size} bytes, sha256 {sha[:16]}…")
+    return redirect("deployments:wizard_step", name, "artifacts")
+
+
+@require_GET
+def wizard_step(request, name, step):
+    cluster = get_object_or_404(Cluster, name=name)
+    if step not in STEP_KEYS:
+        raise Http404("no such wizard step")
+    ctx = {}
+    if step == "nodes":
+        ctx["nodes"] = cluster.nodes.order_by("name")
+    elif step == "layers":
+        ctx.update(
+            shared_directory=SharedDirectory.objects.filter(cluster=cluster).select_related("node").first(),
+            shared_database=SharedDatabase.objects.filter(cluster=cluster).select_related("node").first(),
+            load_balancer=LoadBalancer.objects.filter(cluster=cluster).select_related("node").first(),
+            app_servers=cluster.app_servers(),
+        )
+    elif step == "artifacts":
+        ctx.update(artifacts=cluster.artifacts.all(), form=ArtifactUploadForm())
+    elif step == "checklist":
+        from .views import _checklist_ctx
+
+        ctx.update(_checklist_ctx(cluster, cluster.check_runs.first()))
+        ctx.pop("cluster")
+    elif step in ("review", "run", "test"):
+        dry = step == "review"
+        dep = cluster.deployments.filter(dry_run=dry).first()
+        ctx["deployment"] = dep
+        if dep:
+            from .views import _groups, _progress
+
+            groups = _groups(dep)
+            if step == "test":
+                groups = [g for g in groups if g["key"] == "post_test"]
+            ctx.update(groups=groups, progress=_progress(dep), recap=dep.recap())
+        ctx["running"] = cluster.deployments.filter(status=Deployment.Status.RUNNING).first()
+    elif step == "licenses":
+        try:
+            ctx["licenses_url"] = reverse("licensing:cluster_licenses", args=[cluster.name])
+        except Exception:  # noqa: BLE001 - the licensing page arrives with its own app
+            ctx["licenses_url"] = None
+    return _page(request, cluster, step, f"deployments/wizard/{step}.html", **ctx)
