@@ -1,8 +1,8 @@
-// Live step logs: open the tail, poll new lines with a cursor every 250 ms while
-// the step runs, stop when it has finished; older lines load on demand, so a
+// Live step logs: open the tail, poll new lines with a cursor while
+// the step runs (every 150 ms), stop when it has finished; older lines load on demand, so a
 // 100,000-line log opens as fast as a short one.
 (() => {
-  const POLL_MS = 250;
+  const POLL_MS = 150;
   const viewers = new Map();
 
   function lineEl(seq, stream, text) {
