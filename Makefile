@@ -13,7 +13,7 @@ test: export CELERY_BROKER_URL := redis://127.0.0.1:6379/15
 test: export ALLOWED_HOSTS := 127.0.0.1,localhost,testserver
 test: export EXTRA_STEP_MODULES := tests.deployments.engine_steps
 
-.PHONY: run test lint venv dev-venv
+.PHONY: run test lint venv dev-venv testbed testbed-down
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -39,3 +39,13 @@ test: dev-venv
 
 lint: dev-venv
 	$(VENV)/bin/ruff check .
+
+# A sandbox cluster on this machine (root), loaded into the console `make run` serves.
+testbed: venv
+	@$(PY) scripts/dev_env.py
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py testbed up --full --import > var/testbed-inventory.json
+	@echo "Inventory in var/testbed-inventory.json; the cluster is in the console. 'make testbed-down' removes it."
+
+testbed-down: venv
+	$(PY) manage.py testbed down
