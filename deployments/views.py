@@ -7,6 +7,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from joget_cluster.access import operator_required, viewer_required
 from nodes.models import Cluster
 
 from . import engine
@@ -47,6 +48,7 @@ def _groups(dep: Deployment) -> list[dict]:
 
 
 @require_GET
+@viewer_required
 def deployment_list(request, name):
     cluster = get_object_or_404(Cluster, name=name)
     deployments = cluster.deployments.select_related("started_by")[:50]
@@ -54,6 +56,7 @@ def deployment_list(request, name):
 
 
 @require_POST
+@operator_required
 def deployment_start(request, name):
     cluster = get_object_or_404(Cluster, name=name)
     steps = [s for s in request.POST.get("steps", "").replace(" ", "").split(",") if s]
@@ -74,6 +77,7 @@ def _safe_next(request) -> str | None:
 
 
 @require_GET
+@viewer_required
 def deployment_detail(request, pk):
     dep = _deployment(pk)
     ctx = {"deployment": dep, "cluster": dep.cluster, "groups": _groups(dep), "progress": _progress(dep),
@@ -87,6 +91,7 @@ def deployment_detail(request, pk):
 
 
 @require_GET
+@viewer_required
 def run_log(request, pk, run_pk):
     """JSON lines for the log viewer: `after=N` (new lines, live), `before=N`
     (older lines, on demand), or neither (the tail)."""
@@ -110,6 +115,7 @@ def run_log(request, pk, run_pk):
 
 
 @require_GET
+@viewer_required
 def run_log_download(request, pk, run_pk):
     run = _run(pk, run_pk)
 
@@ -132,16 +138,19 @@ def run_log_download(request, pk, run_pk):
 
 
 @require_POST
+@operator_required
 def deployment_cancel(request, pk):
     return _lever(request, pk, lambda dep: engine.cancel(dep), "Cancel requested: running commands are interrupted.")
 
 
 @require_POST
+@operator_required
 def deployment_resume(request, pk):
     return _lever(request, pk, lambda dep: engine.resume(dep), "Resumed: finished steps are re-probed first.")
 
 
 @require_POST
+@operator_required
 def deployment_retry(request, pk):
     step = request.POST.get("step", "")
     return _lever(request, pk, lambda dep: engine.retry(dep, step), f"Retrying {step} where it failed.")
@@ -176,6 +185,7 @@ def _checklist_ctx(cluster, run):
 
 
 @require_GET
+@viewer_required
 def checklist(request, name):
     cluster = get_object_or_404(Cluster, name=name)
     run = cluster.check_runs.first()
@@ -189,6 +199,7 @@ def checklist(request, name):
 
 
 @require_POST
+@operator_required
 def checklist_run(request, name):
     from . import checklist as checks
 

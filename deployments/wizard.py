@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from joget_cluster.access import admin_required, operator_required, viewer_required
 from nodes.forms import ClusterForm, InventoryUploadForm
 from nodes.inventory import InventoryError, load_inventory
 from nodes.models import Cluster, LoadBalancer, SharedDatabase, SharedDirectory
@@ -53,6 +54,7 @@ def _page(request, cluster, step, template, **ctx):
 
 
 @require_http_methods(["GET", "POST"])
+@viewer_required
 def wizard_start(request):
     """Page 1 for a new cluster: describe it, import an inventory file, or load a running testbed."""
     action = request.POST.get("action") if request.method == "POST" else None
@@ -94,6 +96,7 @@ def _running_testbeds() -> list[dict]:
 
 
 @require_POST
+@admin_required
 def wizard_import_testbed(request):
     from nodes.testbed import Testbed
 
@@ -111,12 +114,14 @@ def wizard_import_testbed(request):
 
 
 @require_GET
+@viewer_required
 def wizard_resume(request, name):
     cluster = get_object_or_404(Cluster, name=name)
     return redirect("deployments:wizard_step", name, _state(cluster).step)
 
 
 @require_POST
+@operator_required
 def wizard_connect_all(request, name):
     cluster = get_object_or_404(Cluster, name=name)
     with transaction.atomic():
@@ -127,6 +132,7 @@ def wizard_connect_all(request, name):
 
 
 @require_POST
+@admin_required
 def wizard_upload(request, name):
     cluster = get_object_or_404(Cluster, name=name)
     form = ArtifactUploadForm(request.POST, request.FILES)
@@ -147,6 +153,7 @@ def wizard_upload(request, name):
 
 
 @require_GET
+@viewer_required
 def wizard_step(request, name, step):
     cluster = get_object_or_404(Cluster, name=name)
     if step not in STEP_KEYS:

@@ -98,6 +98,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "joget_cluster.access.context",
             ],
         },
     },
@@ -215,3 +216,79 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"paramiko": {"level": "WARNING"}},
 }
+
+# ---- Licensing (licensing/; see docs/licensing.md) -------------------------------------------------
+# Where each app server's License page is, below the cluster's context path, per Joget major version.
+# Only DX 8's default is exercised (by the test bed's stand-in); every real-Joget value is a guess.
+# JOGET_LICENSE_PAGE_URL overrides them all for a site that knows its own URL.
+JOGET_LICENSE_PAGE_URLS = {
+    8: "/web/console/setting/license",
+    7: "/web/console/setting/license",
+    6: "/web/console/setting/license",
+    5: "/web/console/setting/license",
+}
+if env.str("JOGET_LICENSE_PAGE_URL", default=""):
+    JOGET_LICENSE_PAGE_URLS = dict.fromkeys(JOGET_LICENSE_PAGE_URLS, env.str("JOGET_LICENSE_PAGE_URL"))
+# A regular expression with a group named `key`. The first alternative is the stand-in's markup (or an
+# input with that id); the second is a guess for real Joget: "System Key", then tags, then the key as
+# text or as an input's value, EE-prefixed (DX 8) or plain hex (v5-v7).
+JOGET_SYSTEM_KEY_PATTERN = env.str(
+    "JOGET_SYSTEM_KEY_PATTERN",
+    default=r"""(?:id=["']systemKey["'][^>]*?(?:\bvalue=["']|>\s*)"""
+            r"""|System\s*Key\s*(?:<(?!input\b)[^>]*>\s*|[:=]\s*)*(?:<input\b[^>]*?\bvalue=["'])?)"""
+            r"""(?P<key>(?:[A-Z]{2,3}-)?[0-9A-Fa-f]{32,64})\b""",
+)
+# Group `status`; a value in JOGET_LICENSE_ACTIVATED_VALUES means licensed. No match: unknown.
+JOGET_LICENSE_STATUS_PATTERN = env.str(
+    "JOGET_LICENSE_STATUS_PATTERN", default=r"""id=["']licenseStatus["'][^>]*>\s*(?P<status>[A-Za-z ]+?)\s*<""",
+)
+JOGET_LICENSE_ACTIVATED_VALUES = env.list("JOGET_LICENSE_ACTIVATED_VALUES", default=["activated", "licensed"])
+# Group `message`: why the node refused a license (shown to the admin, masked).
+JOGET_LICENSE_ERROR_PATTERN = env.str(
+    "JOGET_LICENSE_ERROR_PATTERN", default=r"""id=["']licenseError["'][^>]*>(?P<message>.*?)</""",
+)
+JOGET_LICENSE_FORM_FIELD = env.str("JOGET_LICENSE_FORM_FIELD", default="license")
+JOGET_HTTP_TIMEOUT = env.float("JOGET_HTTP_TIMEOUT", default=5.0)
+# The periodic re-read that notices key drift (new network card, cloned VM, renamed profile).
+JOGET_LICENSE_CHECK_INTERVAL = env.float("JOGET_LICENSE_CHECK_INTERVAL", default=900.0)
+# A read or activation not finished after this long is taken as lost (worker died): the page stops waiting.
+JOGET_LICENSE_BUSY_TIMEOUT = env.float("JOGET_LICENSE_BUSY_TIMEOUT", default=120.0)
+if "license-keys" not in CELERY_BEAT_SCHEDULE:
+    CELERY_BEAT_SCHEDULE["license-keys"] = {
+        "task": "licensing.tasks.refresh_all_keys", "schedule": JOGET_LICENSE_CHECK_INTERVAL,
+    }
+# ---- end of licensing ---------------------------------------------------------------------------------
+
+# ---- Node health checks (issue 8; nodes/health.py) -------------------------------------------------
+HEALTH_CHECK_INTERVAL = env.float("HEALTH_CHECK_INTERVAL", default=30.0)
+if HEALTH_CHECK_INTERVAL < 5:
+    raise ImproperlyConfigured(f"HEALTH_CHECK_INTERVAL={HEALTH_CHECK_INTERVAL} s: use 5 s or more.")
+HEALTH_RETENTION_DAYS = env.int("HEALTH_RETENTION_DAYS", default=30)
+# Comma-separated addresses that get an e-mail when a check changes state; empty: no e-mail.
+HEALTH_ALERT_EMAIL = env.list("HEALTH_ALERT_EMAIL", default=[])
+# POSTed a JSON document for every cycle with state changes; empty: no webhook.
+HEALTH_WEBHOOK_URL = env.str("HEALTH_WEBHOOK_URL", default="")
+if HEALTH_WEBHOOK_URL and not HEALTH_WEBHOOK_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("HEALTH_WEBHOOK_URL must be an http:// or https:// URL.")
+HEALTH_WEBHOOK_TIMEOUT = env.float("HEALTH_WEBHOOK_TIMEOUT", default=5.0)
+# Short timeouts: a dead node must not hold a thread for longer than a fraction of the interval.
+HEALTH_SSH_TIMEOUT = env.float("HEALTH_SSH_TIMEOUT", default=5.0)
+HEALTH_COMMAND_TIMEOUT = env.float("HEALTH_COMMAND_TIMEOUT", default=10.0)
+HEALTH_HTTP_TIMEOUT = env.float("HEALTH_HTTP_TIMEOUT", default=5.0)
+HEALTH_CHECK_THREADS = env.int("HEALTH_CHECK_THREADS", default=64)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = _port("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="joget-console@localhost")
+CELERY_BEAT_SCHEDULE["node-health"] = {
+    "task": "nodes.tasks.run_health_checks",
+    "schedule": HEALTH_CHECK_INTERVAL,
+    # A beat tick that waited longer than one interval is stale: the next one is already due.
+    "options": {"expires": HEALTH_CHECK_INTERVAL},
+}
+CELERY_BEAT_SCHEDULE["node-health-prune"] = {"task": "nodes.tasks.prune_health", "schedule": 3600.0}
+# ---- end of node health checks ---------------------------------------------------------------------

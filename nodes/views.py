@@ -8,6 +8,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
+from joget_cluster.access import admin_required, operator_required, viewer_required
+
 from . import services
 from .forms import (
     ClusterForm,
@@ -52,18 +54,21 @@ def _form_page(request, form, *, title, cluster=None, success_url=None, template
 
 
 @require_GET
+@viewer_required
 def cluster_list(request):
     clusters = Cluster.objects.order_by("name").prefetch_related("nodes")
     return render(request, "nodes/cluster_list.html", {"clusters": clusters})
 
 
 @require_http_methods(["GET", "POST"])
+@admin_required
 def cluster_create(request):
     form = ClusterForm(request.POST or None)
     return _form_page(request, form, title="New cluster")
 
 
 @require_http_methods(["GET", "POST"])
+@admin_required
 def cluster_edit(request, name):
     cluster = _cluster(name)
     form = ClusterForm(request.POST or None, instance=cluster)
@@ -71,6 +76,7 @@ def cluster_edit(request, name):
 
 
 @require_GET
+@viewer_required
 def cluster_detail(request, name):
     cluster = _cluster(name)
     ctx = {
@@ -85,6 +91,7 @@ def cluster_detail(request, name):
 
 
 @require_POST
+@admin_required
 def cluster_delete(request, name):
     cluster = _cluster(name)
     cluster.delete()
@@ -93,6 +100,7 @@ def cluster_delete(request, name):
 
 
 @require_http_methods(["GET", "POST"])
+@admin_required
 def cluster_import(request):
     form = InventoryUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -110,6 +118,7 @@ def cluster_import(request):
 
 
 @require_http_methods(["GET", "POST"])
+@admin_required
 def node_create(request, name):
     cluster = _cluster(name)
     form = NodeForm(request.POST or None, cluster=cluster)
@@ -117,6 +126,7 @@ def node_create(request, name):
 
 
 @require_http_methods(["GET", "POST"])
+@admin_required
 def node_edit(request, name, node):
     obj = _node(name, node)
     form = NodeForm(request.POST or None, instance=obj, cluster=obj.cluster)
@@ -124,12 +134,14 @@ def node_edit(request, name, node):
 
 
 @require_GET
+@viewer_required
 def node_detail(request, name, node):
     obj = _node(name, node)
     return render(request, "nodes/node_detail.html", {"node": obj, "cluster": obj.cluster})
 
 
 @require_POST
+@admin_required
 def node_delete(request, name, node):
     obj = _node(name, node)
     try:
@@ -142,6 +154,7 @@ def node_delete(request, name, node):
 
 
 @require_POST
+@operator_required
 def node_connect(request, name, node):
     obj = _node(name, node)
     with transaction.atomic():
@@ -151,6 +164,7 @@ def node_connect(request, name, node):
 
 
 @require_GET
+@viewer_required
 def node_host_key(request, name, node):
     obj = _node(name, node)
     fetching = obj.offered_host_key_at is None
@@ -161,6 +175,7 @@ def node_host_key(request, name, node):
 
 
 @require_POST
+@admin_required
 def node_confirm_host_key(request, name, node):
     obj = _node(name, node)
     if services.confirm_host_key(obj, request.POST.get("fingerprint", "")):
@@ -171,6 +186,7 @@ def node_confirm_host_key(request, name, node):
 
 
 @require_POST
+@operator_required
 def node_probe(request, name, node):
     obj = _node(name, node)
     with transaction.atomic():
@@ -180,6 +196,7 @@ def node_probe(request, name, node):
 
 
 @require_GET
+@viewer_required
 def node_facts(request, name, node):
     obj = _node(name, node)
     response = render(request, "nodes/_facts.html", {"node": obj})
@@ -190,6 +207,7 @@ def node_facts(request, name, node):
 
 
 @require_http_methods(["GET", "POST"])
+@admin_required
 def layer_edit(request, name, layer):
     cluster = _cluster(name)
     if layer not in LAYERS:
@@ -202,18 +220,21 @@ def layer_edit(request, name, layer):
 
 
 @require_GET
+@admin_required
 def credential_list(request):
     return render(request, "nodes/credential_list.html", {"credentials": Credential.objects.all(),
                                                            "generate_form": GenerateKeyForm()})
 
 
 @require_http_methods(["GET", "POST"])
+@admin_required
 def credential_create(request):
     form = CredentialForm(request.POST or None)
     return _form_page(request, form, title="New credential", success_url="/credentials/")
 
 
 @require_POST
+@admin_required
 def credential_generate(request):
     form = GenerateKeyForm(request.POST)
     if not form.is_valid():

@@ -22,6 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 (ROOT / "var").mkdir(exist_ok=True)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """One test database per pytest process, so several runs on one machine never collide."""
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"test_jcc_{os.getpid()}"
+
+
 @pytest.fixture
 def admin_user(django_user_model):
     return django_user_model.objects.create_superuser("admin", "admin@example.com", "admin-pass-123")
