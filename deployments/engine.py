@@ -15,7 +15,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -199,7 +199,8 @@ def cluster_secrets(cluster: Cluster) -> list[str]:
         from licensing.models import License
 
         values += list(License.objects.filter(node__cluster=cluster).values_list("license_text", flat=True))
-    except (ImportError, AttributeError):
+    except (ImportError, AttributeError, DatabaseError):
+        # Licensing not installed or not migrated yet: no license strings to mask.
         pass
     return [v for v in values if v]
 
@@ -245,12 +246,12 @@ def run_step(run_id: int) -> None:
     with LogBuffer(run, secrets, on_cancel=(lambda: _kill_remote(node, run_id)) if node else None) as buf:
         buf.info(f"{'Probing' if dep.dry_run else 'Running'} {step.title or step.key}"
                  f"{' on ' + node.name if node else ''} (attempt {run.attempt})")
+        ctx = StepContext(
+            cluster=dep.cluster, node=node, conn=None, log=buf.info, emit=buf.emit,
+            connect=lambda other: pool.get(dep.pk, other), wrap=_cancellable(run_id), dry_run=dep.dry_run,
+        )
         try:
-            conn = pool.get(dep.pk, node) if node else None
-            ctx = StepContext(
-                cluster=dep.cluster, node=node, conn=conn, log=buf.info, emit=buf.emit,
-                connect=lambda other: pool.get(dep.pk, other), wrap=_cancellable(run_id), dry_run=dep.dry_run,
-            )
+            ctx.conn = pool.get(dep.pk, node) if node else None
             planned = step.probe(ctx)
             changes = [c.as_json() for c in planned]
             if dep.dry_run:
@@ -273,6 +274,7 @@ def run_step(run_id: int) -> None:
         except Exception as exc:  # noqa: BLE001 - a step bug must fail the step, not hang it
             log.exception("step %s crashed", run.step)
             message = f"Internal error in step {run.step}: {type(exc).__name__}: {exc}"
+        changes += [{"description": note, "path": "", "diff": ""} for note in ctx.notes]
         if buf.cancelled:
             status, message = S.CANCELLED, "Cancelled by the admin; the remote command was interrupted."
         if status == S.FAILED:

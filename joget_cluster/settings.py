@@ -183,9 +183,7 @@ DEPLOYMENT_STEP_MODULES = [
     "deployments.steps.load_balancer",
     "deployments.steps.post_test",
 ]
-DEPLOYMENT_STEP_MODULES = [
-    m for m in DEPLOYMENT_STEP_MODULES if (BASE_DIR / (m.replace(".", "/") + ".py")).exists()
-] + env.list("EXTRA_STEP_MODULES", default=[])
+DEPLOYMENT_STEP_MODULES += env.list("EXTRA_STEP_MODULES", default=[])
 # A running step whose worker has not been heard from for this long is marked failed.
 STEP_HEARTBEAT_TIMEOUT = env.float("STEP_HEARTBEAT_TIMEOUT", default=30.0)
 STEP_SWEEP_INTERVAL = env.float("STEP_SWEEP_INTERVAL", default=10.0)
@@ -275,7 +273,9 @@ HEALTH_WEBHOOK_TIMEOUT = env.float("HEALTH_WEBHOOK_TIMEOUT", default=5.0)
 HEALTH_SSH_TIMEOUT = env.float("HEALTH_SSH_TIMEOUT", default=5.0)
 HEALTH_COMMAND_TIMEOUT = env.float("HEALTH_COMMAND_TIMEOUT", default=10.0)
 HEALTH_HTTP_TIMEOUT = env.float("HEALTH_HTTP_TIMEOUT", default=5.0)
-HEALTH_CHECK_THREADS = env.int("HEALTH_CHECK_THREADS", default=64)
+# Threads of one cycle. More wait out dead nodes' timeouts in parallel; fewer cost less CPU when every node
+# answers (the SSH handshakes are Python, under one GIL): 32 checked 500 nodes in ~24 s on 2 busy cores.
+HEALTH_CHECK_THREADS = env.int("HEALTH_CHECK_THREADS", default=32)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = _port("EMAIL_PORT", 25)

@@ -17,5 +17,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("", include("deployments.urls")),
+    path("", include("licensing.urls")),
     path("", include("nodes.urls")),
 ]

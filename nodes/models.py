@@ -247,3 +247,131 @@ class LoadBalancer(models.Model):
     def clean(self):
         if not self.node_id:
             raise ValidationError({"node": "Choose the balancer node."})
+
+
+# ---- Node health (issue 8): appended block; the checks themselves are in nodes/health.py --------------------
+
+
+class HealthState(models.TextChoices):
+    OK = "ok", "OK"
+    WARN = "warn", "Warning"
+    BAD = "bad", "Failing"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class HealthNumbers(models.Model):
+    """The numbers one check cycle measures on one node. Small integer columns on purpose: 30 days of
+    samples at 30 s are ~86,000 rows per node, so every byte of a row counts ~43 MB at 500 nodes."""
+
+    level = models.PositiveSmallIntegerField(default=0, help_text="0 ok, 1 warning or unknown, 2 failing.")
+    up = models.BooleanField(default=False, help_text="Reachable over SSH and serving its role.")
+    ssh_ms = models.PositiveSmallIntegerField(null=True, blank=True)
+    http_ms = models.PositiveSmallIntegerField(null=True, blank=True)
+    balancer_ms = models.PositiveSmallIntegerField(null=True, blank=True)
+    db_ms = models.PositiveSmallIntegerField(null=True, blank=True)
+    load_x100 = models.PositiveIntegerField(null=True, blank=True, help_text="1-minute load average × 100.")
+    mem_pct = models.PositiveSmallIntegerField(null=True, blank=True)
+    disk_pct = models.PositiveSmallIntegerField(null=True, blank=True)
+    wflow_free_mb = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class HealthSample(HealthNumbers):
+    """One row per node per cycle. The primary key (node, time) is the only index: every history
+    query is one node's time range, and the pruning deletes one node's oldest range at a time."""
+
+    pk = models.CompositePrimaryKey("node", "time")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+", db_index=False)
+    time = models.DateTimeField()
+
+    def __str__(self):
+        return f"sample of node {self.node_id} at {self.time:%Y-%m-%d %H:%M:%S}"
+
+
+class NodeHealth(HealthNumbers):
+    """The latest cycle's numbers and details of one node: what the cluster page reads instead of samples."""
+
+    node = models.OneToOneField(Node, on_delete=models.CASCADE, primary_key=True, related_name="health")
+    checked_at = models.DateTimeField()
+    details = models.JSONField(default=dict, blank=True)
+
+    def __str__(self):
+        return f"health of node {self.node_id}"
+
+
+class CheckState(models.Model):
+    """The current state of one check: written only when the state changes (its `since`)."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="check_states")
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.CASCADE, related_name="check_states")
+    key = models.CharField(max_length=32, help_text="Which check (nodes.health.CHECKS).")
+    state = models.CharField(max_length=8, choices=HealthState.choices)
+    since = models.DateTimeField()
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["cluster", "node", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["node", "key"], condition=models.Q(node__isnull=False),
+                                    name="check_state_unique_per_node"),
+            models.UniqueConstraint(fields=["cluster", "key"], condition=models.Q(node__isnull=True),
+                                    name="check_state_unique_per_cluster"),
+        ]
+
+    def __str__(self):
+        return f"{self.node or self.cluster} {self.key}: {self.state}"
+
+
+class HealthEvent(models.Model):
+    """A check changed state."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="health_events")
+    node = models.ForeignKey(Node, null=True, blank=True, on_delete=models.CASCADE, related_name="health_events")
+    key = models.CharField(max_length=32, help_text="Which check (nodes.health.CHECKS).")
+    time = models.DateTimeField()
+    old_state = models.CharField(max_length=8, blank=True)
+    new_state = models.CharField(max_length=8, choices=HealthState.choices)
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        indexes = [models.Index(fields=["cluster", "time"], name="health_event_cluster_time")]
+
+    def __str__(self):
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.node or self.cluster} {self.key}: {self.old_state} -> " \
+               f"{self.new_state}"
+
+
+class HealthRun(models.Model):
+    """The check cycle of one cluster: a lease (one cycle at a time) and the last cycle's timing."""
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, primary_key=True, related_name="health_run")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    nodes = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    def __str__(self):
+        return f"health cycle of cluster {self.cluster_id}"
+
+
+class CatalinaTail(models.Model):
+    """The tail of a node's catalina.out, fetched on demand by a worker."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="catalina_tails")
+    lines = models.PositiveIntegerField(default=200)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    path = models.CharField(max_length=300, blank=True)
+    text = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+
+    def __str__(self):
+        return f"catalina.out of node {self.node_id} requested {self.requested_at:%Y-%m-%d %H:%M:%S}"

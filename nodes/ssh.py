@@ -15,6 +15,7 @@ import io
 import shlex
 import socket
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -165,6 +166,8 @@ class NodeConnection:
     connect_timeout: float = field(default_factory=lambda: settings.SSH_CONNECT_TIMEOUT)
     _conn: Connection | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # paramiko's SFTP client is not thread-safe, and steps share this connection across threads.
+    _sftp_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def open(self) -> NodeConnection:
         t = self.target
@@ -198,6 +201,7 @@ class NodeConnection:
         try:
             conn.open()
         except paramiko.BadHostKeyException as exc:
+            conn.close()
             offered = f"{exc.key.get_name()} {exc.key.get_base64()}"
             connect_kwargs["sock"].close()
             raise HostKeyMismatch(
@@ -206,8 +210,10 @@ class NodeConnection:
                 "confirm the new key on the node page; otherwise treat this as an attack."
             ) from None
         except paramiko.AuthenticationException:
+            conn.close()  # a refused login would otherwise leave its transport open
             raise ConnectFailed(f"{t.label}: login as {t.user} was refused (check the credential).") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
+            conn.close()
             raise ConnectFailed(f"{t.label}: SSH failed: {exc}.") from None
         self._conn = conn
         return self
@@ -282,8 +288,13 @@ class NodeConnection:
         """Write atomically (temp file + rename in the same directory), keeping a
         dated backup of what was there before."""
         tmp = f"{path}.jcc-tmp"
-        staging = f"/tmp/jcc-upload-{abs(hash(path))}"
-        self._conn.put(io.BytesIO(data), staging)
+        staging = f"/tmp/jcc-upload-{uuid.uuid4().hex}"
+        with self._sftp_lock:
+            sftp = self._conn.sftp()
+            # Created 0600 before the first byte: a secret is never world-readable, even briefly.
+            with sftp.open(staging, "wb") as fh:
+                fh.chmod(0o600)
+                fh.write(data)
         script = [f"set -e; mkdir -p $(dirname {quote(path)})"]
         if backup:
             backup_name = f"{quote(path)}.bak-$(date +%Y%m%d%H%M%S)"
@@ -298,7 +309,8 @@ class NodeConnection:
             raise SSHError(f"{self.target.label}: could not write {path}: {r.stderr.strip()[-300:]}")
 
     def put(self, local_fileobj, remote_path: str) -> None:
-        self._conn.put(local_fileobj, remote_path)
+        with self._sftp_lock:
+            self._conn.put(local_fileobj, remote_path)
 
     def interrupt(self) -> None:
         """Drop the session from another thread: the running command's channel

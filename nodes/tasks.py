@@ -13,3 +13,31 @@ def fetch_host_key(node_id: int) -> None:
 @shared_task
 def probe_node(node_id: int) -> None:
     services.probe_node(node_id)
+
+
+# ---- node health (issue 8) ----------------------------------------------------------------------------------
+from . import health  # noqa: E402 - appended block
+
+
+@shared_task
+def run_health_checks() -> int:
+    """Beat's tick: one check task per cluster, so clusters run side by side on the workers."""
+    ids = health.cluster_ids()
+    for cluster_id in ids:
+        check_cluster.apply_async((cluster_id,), expires=health.setting("HEALTH_CHECK_INTERVAL"))
+    return len(ids)
+
+
+@shared_task
+def check_cluster(cluster_id: int) -> None:
+    health.run_cycle(cluster_id)
+
+
+@shared_task
+def prune_health() -> int:
+    return health.prune()
+
+
+@shared_task
+def fetch_catalina_tail(tail_id: int) -> None:
+    health.fetch_catalina_tail(tail_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import status_views, views
 
 app_name = "nodes"
 
@@ -25,4 +25,16 @@ urlpatterns = [
     path("credentials/", views.credential_list, name="credential_list"),
     path("credentials/new/", views.credential_create, name="credential_create"),
     path("credentials/generate/", views.credential_generate, name="credential_generate"),
+    # Status pages (issue 8).
+    path("clusters/<slug:name>/status/", status_views.cluster_status, name="cluster_status"),
+    path("clusters/<slug:name>/status/body/", status_views.cluster_status_body, name="cluster_status_body"),
+    path("clusters/<slug:name>/status/check/", status_views.cluster_check_now, name="cluster_check_now"),
+    path("clusters/<slug:name>/nodes/<slug:node>/status/", status_views.node_status, name="node_status"),
+    path("clusters/<slug:name>/nodes/<slug:node>/status/checks/", status_views.node_status_checks,
+         name="node_status_checks"),
+    path("clusters/<slug:name>/nodes/<slug:node>/status/catalina/", status_views.node_catalina_request,
+         name="node_catalina_request"),
+    path("clusters/<slug:name>/nodes/<slug:node>/status/catalina/<int:tail_id>/", status_views.node_catalina_tail,
+         name="node_catalina_tail"),
 ]
+

@@ -69,6 +69,12 @@ class StepContext:
     connect: Callable[[Node], NodeConnection]
     wrap: Callable[[str], str] = field(default=lambda cmd: cmd)
     dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """A finding worth keeping beside the step's changes (e.g. a check made in verify)."""
+        self.notes.append(text)
+        self.log(text)
 
     def run(self, command: str, *, timeout: float | None = None, check: bool = False, quiet: bool = False,
             conn: NodeConnection | None = None) -> Result:

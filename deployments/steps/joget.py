@@ -1,0 +1,371 @@
+"""Guide steps 5 and 6: Joget's datasource on the shared directory, its WARs and options on every
+app server, then Tomcat (re)started when any of that changed, and the app answering on every node."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import ipaddress
+import re
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from jproperties import Properties
+
+from deployments import warpatch
+from deployments.models import Artifact
+from nodes.models import SharedDatabase
+from nodes.ssh import quote
+
+from . import Change, Step, StepFailed, register, tomcat
+from .base import file_diff
+
+CHECK_PATH = "/web/json/workflow/currentUsername"  # answers without login: Joget has no health endpoint
+ANONYMOUS = '"roleAnonymous"'
+APP_TIMEOUT = 240.0  # real Joget (Spring, plugins) takes a minute or more to start; the stand-in seconds
+MASK = "********"
+
+
+# ---- datasource (pure) ----------------------------------------------------------------------------
+
+
+def jdbc_driver(cluster) -> str:
+    # Joget bundles MySQL Connector/J (it also talks to MariaDB); DX 8 names the 8.x class, as its own file does.
+    return "com.mysql.cj.jdbc.Driver" if cluster.major_version >= 8 else "com.mysql.jdbc.Driver"
+
+
+def jdbc_url(cluster, db: SharedDatabase) -> str:
+    host = tomcat.url_host(db.connect_host)
+    options = "characterEncoding=UTF-8&useSSL=false&allowPublicKeyRetrieval=true"
+    if cluster.major_version >= 8:
+        options += "&serverTimezone=UTC"  # as in DX 8's own app_datasource-default.properties
+    return f"jdbc:mysql://{host}:{db.port}/{db.name}?{options}"
+
+
+def properties_bytes(values: dict[str, str]) -> bytes:
+    """Java properties as Properties.store writes them (`:` `=` `#` `!` and `\\` escaped, non-ASCII as
+    \\uXXXX, ISO-8859-1), without the date comment so that the same values give the same bytes."""
+    props = Properties()
+    for key, value in values.items():
+        props[key] = value
+    out = io.BytesIO()
+    props.store(out, encoding="iso-8859-1", timestamp=False)
+    return out.getvalue()
+
+
+def datasource_files(cluster, db: SharedDatabase) -> dict[str, bytes]:
+    profile = cluster.datasource_profile
+    return {
+        f"{cluster.wflow_home}/app_datasource.properties": properties_bytes({"currentProfile": profile}),
+        f"{cluster.wflow_home}/app_datasource-{profile}.properties": properties_bytes({
+            "workflowDriver": jdbc_driver(cluster),
+            "workflowUrl": jdbc_url(cluster, db),
+            "workflowUser": db.user,
+            "workflowPassword": db.password,
+            "profileName": "",  # empty, as in Joget's own profile files and template
+        }),
+    }
+
+
+def redact(data: bytes | None) -> bytes | None:
+    """The file with the password's value masked: diffs are stored and shown, the escaped password would
+    not be caught by the log masker (it looks for the raw value)."""
+    if data is None:
+        return None
+    return re.sub(rb"(?m)^(\s*workflowPassword\s*[=:]?\s*).*$", lambda m: m.group(1) + MASK.encode(), data)
+
+
+# ---- setenv.sh (pure) -----------------------------------------------------------------------------
+
+
+def render_setenv(cluster, node) -> str:
+    wflow, route = cluster.wflow_home, node.jvm_route  # both allow-listed: no quoting needed inside "..."
+    lines = [
+        "# Written by the Joget cluster console (step joget.setenv); a deployment replaces edits made here.",
+        "# wflow.home: Joget's shared directory; wflow.name: this node's name in servers.json.",
+        f'CATALINA_OPTS="$CATALINA_OPTS -Dwflow.home={wflow} -Dwflow.name={route} -DjvmRoute={route}"',
+    ]
+    if not _is_ipv6(node.address):
+        lines += ["# Tomcat's multicast membership fails on JVMs that prefer IPv6 sockets.",
+                  'CATALINA_OPTS="$CATALINA_OPTS -Djava.net.preferIPv4Stack=true"']
+    lines += [
+        "# Joget DX 8 Enterprise's cluster agent, when the bundle put it into the shared directory.",
+        f"if [ -f {wflow}/wflow-cluster.jar ]; then",
+        f'  CATALINA_OPTS="$CATALINA_OPTS -javaagent:{wflow}/wflow-cluster.jar"',
+        "fi",
+        "export CATALINA_OPTS",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _is_ipv6(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).version == 6
+    except ValueError:
+        return False
+
+
+# ---- WARs -----------------------------------------------------------------------------------------
+
+
+def wars(cluster) -> list[tuple[str, str]]:
+    """(file name in webapps, artifact kind): jw.war (named after the context path), and jwdesigner.war for v5."""
+    out = [(f"{cluster.context_path.lstrip('/')}.war", Artifact.Kind.JW_WAR)]
+    if cluster.major_version == 5:
+        out.append(("jwdesigner.war", Artifact.Kind.JWDESIGNER_WAR))
+    return out
+
+
+def _cache_dir() -> Path:
+    path = Path(getattr(settings, "WAR_CACHE_DIR", "") or Path(tempfile.gettempdir()) / "jcc-war-cache")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _local_copy(artifact: Artifact) -> Path:
+    """A seekable local path to the artifact (zipfile needs one); storages without paths are copied once."""
+    try:
+        return Path(artifact.file.path)
+    except NotImplementedError:
+        dest = _cache_dir() / f"{artifact.sha256}.src"
+        if not dest.exists():
+            tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}")
+            with artifact.file.open("rb") as src, tmp.open("wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            tmp.replace(dest)
+        return dest
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def prepared_war(artifact: Artifact) -> tuple[Path, str, bool]:
+    """(local file, sha256, patched?): the artifact itself when its web.xml has <distributable/>, else a
+    patched copy, made once per artifact checksum and kept in a cache."""
+    src = _local_copy(artifact)
+    try:
+        if not warpatch.needs_patch(src):
+            return src, artifact.sha256, False
+        patched = _cache_dir() / f"{artifact.sha256}-distributable.war"
+        sidecar = patched.with_name(patched.name + ".sha256")
+        if not (patched.exists() and sidecar.exists()):
+            warpatch.patch_war(src, patched)
+            tmp = sidecar.with_name(f".{sidecar.name}.{uuid.uuid4().hex[:12]}")
+            tmp.write_text(_sha256(patched))
+            tmp.replace(sidecar)
+        return patched, sidecar.read_text().strip(), True
+    except warpatch.WarPatchError as exc:
+        raise StepFailed(f"{artifact.original_name}: {exc}") from None
+
+
+def _artifact(cluster, kind: str) -> Artifact:
+    art = Artifact.objects.filter(cluster=cluster, kind=kind).first()
+    if art is None:
+        raise StepFailed(f"No {Artifact.Kind(kind).label} uploaded for cluster {cluster.name}: upload it from the "
+                         "Joget bundle first.")
+    return art
+
+
+def remote_sha256(ctx, path: str) -> str:
+    r = ctx.run(f"sha256sum {quote(path)} 2>/dev/null", quiet=True, timeout=120)
+    return r.stdout.split()[0] if r.ok and r.stdout.split() else ""
+
+
+# ---- steps ----------------------------------------------------------------------------------------
+
+
+class _AppServerStep(tomcat.NodeStep):
+    layer = "joget"
+
+
+def _first_app_server(cluster):
+    node = cluster.app_servers().first()
+    if node is None:
+        raise StepFailed(f"Cluster {cluster.name} has no app server to reach the shared directory through.")
+    return node
+
+
+@register
+class Datasource(Step):
+    key = "joget.datasource"
+    title = "Joget datasource in the shared directory"
+    layer = "joget"
+    depends_on = ("shared_directory.verify", "database.schema")
+    hint = ("The shared directory must be mounted at the cluster's wflow home on the app servers and writable "
+            "by root there (an NFS export with root_squash refuses the chown: export it with no_root_squash, or "
+            f"give the exported directory to the {tomcat.SERVICE_USER} user's uid on the file server).")
+
+    def probe(self, ctx):
+        node = _first_app_server(ctx.cluster)
+        conn = ctx.connect(node)
+        db = SharedDatabase.objects.filter(cluster=ctx.cluster).first()
+        if db is None:
+            raise StepFailed("The cluster has no shared database: describe it first.")
+        wflow = quote(ctx.cluster.wflow_home)
+        user = tomcat.SERVICE_USER
+        state = ctx.run(f"test -d {wflow} && echo dir; id -u {user} >/dev/null 2>&1 && echo user && "
+                        f"runuser -u {user} -- test -w {wflow} && echo writable; true",
+                        conn=conn, quiet=True, timeout=30).stdout.split()
+        if "dir" not in state:
+            raise StepFailed(f"{ctx.cluster.wflow_home} does not exist on {node.name}: mount the shared directory.")
+        changes = []
+        if "user" not in state:
+            changes.append(Change(f"create the service user {user} on {node.name}",
+                                  command=tomcat.ensure_user_command()))
+        if "writable" not in state:
+            # Joget writes servers.json, licenses and app files there as the service user.
+            changes.append(Change(f"let {user} write {ctx.cluster.wflow_home}",
+                                  command=f"chown {tomcat.OWNER} {wflow}"))
+        for path, data in datasource_files(ctx.cluster, db).items():
+            current = ctx.read_file(path, conn=conn)
+            if current != data:
+                changes.append(Change(
+                    f"{'write' if current is not None else 'create'} {path}", path=path, content=data, mode="0640",
+                    owner=tomcat.OWNER, diff=file_diff(path, redact(current), redact(data)),
+                ))
+        return changes
+
+    def apply(self, ctx, changes):
+        # Commands (user, directory owner) come before the files in `changes`.
+        tomcat.apply_changes(ctx, changes, conn=ctx.connect(_first_app_server(ctx.cluster)))
+
+    def verify(self, ctx):
+        node = _first_app_server(ctx.cluster)
+        conn = ctx.connect(node)
+        db = SharedDatabase.objects.get(cluster=ctx.cluster)
+        user = tomcat.SERVICE_USER
+        for path, data in datasource_files(ctx.cluster, db).items():
+            if ctx.read_file(path, conn=conn) != data:
+                raise StepFailed(f"{path} on {node.name} does not hold what was written.")
+            if not ctx.run(f"runuser -u {user} -- test -r {quote(path)}", conn=conn, quiet=True, timeout=30).ok:
+                raise StepFailed(f"{user} cannot read {path} on {node.name}.")
+        if not ctx.run(f"runuser -u {user} -- test -w {quote(ctx.cluster.wflow_home)}", conn=conn, quiet=True,
+                       timeout=30).ok:
+            raise StepFailed(f"{user} cannot write {ctx.cluster.wflow_home} on {node.name}.")
+        ctx.log(f"datasource profile {ctx.cluster.datasource_profile}: {jdbc_url(ctx.cluster, db)} as {db.user}")
+
+
+@register
+class Setenv(_AppServerStep):
+    key = "joget.setenv"
+    title = "Joget options in setenv.sh (wflow.home, wflow.name)"
+    depends_on = ("tomcat.base",)
+
+    def _path(self, node) -> str:
+        return f"{tomcat.base(node)}/bin/setenv.sh"
+
+    def probe(self, ctx):
+        change = ctx.want_file(self._path(ctx.node), render_setenv(ctx.cluster, ctx.node), mode="0755",
+                               owner=tomcat.OWNER)
+        return [change] if change else []
+
+    def verify(self, ctx):
+        if ctx.read_file(self._path(ctx.node)) != render_setenv(ctx.cluster, ctx.node).encode():
+            raise StepFailed(f"{self._path(ctx.node)} on {ctx.node.name} does not hold the planned options.")
+
+
+@register
+class Wars(_AppServerStep):
+    key = "joget.war"
+    title = "Joget WARs in webapps"
+    depends_on = ("tomcat.base",)
+    hint = "Upload the WARs of the Joget bundle again if they are damaged; check free space in webapps."
+
+    def _planned(self, ctx):
+        for name, kind in wars(ctx.cluster):
+            art = _artifact(ctx.cluster, kind)
+            local, sha, patched = prepared_war(art)
+            yield f"{tomcat.base(ctx.node)}/webapps/{name}", art, local, sha, patched
+
+    def probe(self, ctx):
+        changes = []
+        for remote, art, _local, sha, patched in self._planned(ctx):
+            now = remote_sha256(ctx, remote)
+            if now != sha:
+                note = " with <distributable/> added" if patched else ""
+                changes.append(Change(f"deploy {art.original_name} as {remote}{note}", path=remote,
+                                      diff=f"sha256 {now or '(none)'} → {sha}"))
+        return changes
+
+    def apply(self, ctx, changes):
+        wanted = {c.path for c in changes}
+        for remote, _art, local, sha, _patched in self._planned(ctx):
+            if remote not in wanted:
+                continue
+            # A hidden name not ending in .war: Tomcat's auto-deployer ignores it until the rename.
+            staging = f"{remote.rsplit('/', 1)[0]}/.{remote.rsplit('/', 1)[1]}.jcc-upload"
+            ctx.log(f"→ uploading {local.name} ({local.stat().st_size} bytes) to {ctx.node.name}")
+            with local.open("rb") as fh:
+                tomcat.upload(ctx.conn, fh, staging)
+            if remote_sha256(ctx, staging) != sha:
+                ctx.run(f"rm -f {quote(staging)}", timeout=30)
+                raise StepFailed(f"{staging} on {ctx.node.name} does not match sha256 {sha} after the upload.")
+            ctx.run(f"chown {tomcat.OWNER} {quote(staging)} && chmod 0644 {quote(staging)} && "
+                    f"mv -f {quote(staging)} {quote(remote)}", check=True, timeout=60)
+
+    def verify(self, ctx):
+        for remote, _art, _local, sha, _patched in self._planned(ctx):
+            if remote_sha256(ctx, remote) != sha:
+                raise StepFailed(f"{remote} on {ctx.node.name} does not have sha256 {sha}.")
+
+
+def app_url_path(cluster) -> str:
+    return f"{cluster.context_path}{CHECK_PATH}"
+
+
+def app_answers(ctx, node=None) -> bool:
+    """One quick GET of the Joget probe URL from the node itself."""
+    node = node or ctx.node
+    url = quote(tomcat.node_url(node, app_url_path(node.cluster)))
+    return ctx.run(f"curl -sS -m 10 {url} | grep -qF -- {quote(ANONYMOUS)}", quiet=True, timeout=60).ok
+
+
+def _changed_files(stored: str, now: str) -> list[str]:
+    diff = [line[1:] for line in difflib.unified_diff(stored.splitlines(), now.splitlines(), lineterm="", n=0)
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return sorted({line.split()[-1].rsplit("/", 1)[-1] for line in diff if line.split()})
+
+
+@register
+class Running(_AppServerStep):
+    key = "joget.running"
+    title = "Tomcat running Joget, answering on every node"
+    depends_on = ("replication.server_xml", "replication.hosts", "joget.setenv", "joget.war", "joget.datasource",
+                  "database.verify")
+    hint = "Read the end of catalina.out in the log above (and logs/localhost.*.log for the web app)."
+
+    def probe(self, ctx):
+        if tomcat.is_running(ctx) is None:
+            return [Change("start Tomcat (it is not running)")]
+        stored, now = tomcat.stored_fingerprint(ctx), tomcat.current_fingerprint(ctx)
+        if stored is None:
+            return [Change("restart Tomcat: it was started outside the console, its configuration is unknown")]
+        if stored != now:
+            files = _changed_files(stored, now)
+            return [Change(f"restart Tomcat: changed since it started: {', '.join(files)}", diff=file_diff(
+                "configuration fingerprint", stored.encode(), now.encode()))]
+        if not app_answers(ctx):
+            return [Change(f"restart Tomcat: {app_url_path(ctx.cluster)} does not answer")]
+        return []
+
+    def apply(self, ctx, changes):
+        ctx.log(f"→ {changes[0].description}")
+        if tomcat.is_running(ctx) is not None:
+            tomcat.stop(ctx)
+        tomcat.start(ctx)
+
+    def verify(self, ctx):
+        if tomcat.is_running(ctx) is None:
+            raise StepFailed(f"Tomcat is not running on {ctx.node.name}.")
+        body = tomcat.wait_for_url(ctx, ctx.node, app_url_path(ctx.cluster), contains=ANONYMOUS, timeout=APP_TIMEOUT)
+        ctx.log(f"{tomcat.node_url(ctx.node, app_url_path(ctx.cluster))} → {body}")
