@@ -589,9 +589,18 @@ class Isolated(dict):
 
 
 @pytest.fixture(scope="module")
-def services(full_testbed):
+def health_testbed():
+    """Hosts of their own: earlier modules' deployment steps leave the shared testbed's database and
+    Apache in states these checks must not depend on."""
+    from tests.testbed_plugin import _session_testbed
+
+    yield from _session_testbed("health")
+
+
+@pytest.fixture(scope="module")
+def services(health_testbed):
     """MariaDB, Tomcat stand-ins and Apache, started once for this module's tests."""
-    inv = Isolated(full_testbed)
+    inv = Isolated(health_testbed)
     try:
         start_mariadb(inv, inv)
         start_app_standins(inv, inv)
@@ -599,8 +608,8 @@ def services(full_testbed):
         yield inv
     finally:
         stop_services(inv, inv)
-        for host in full_testbed.app_servers:
-            full_testbed.host_exec(host, "rmdir /opt/jcc-health 2>/dev/null; true")
+        for host in health_testbed.app_servers:
+            health_testbed.host_exec(host, "rmdir /opt/jcc-health 2>/dev/null; true")
 
 
 @pytest.fixture
