@@ -18,6 +18,7 @@ from nodes.models import LayerMode, LoadBalancer
 
 from . import register
 from .base import Change, Step, StepContext, StepFailed, quote
+from .tomcat import url_host  # one place says how an address goes into a URL
 
 APACHE_DIR = "/etc/apache2"
 # headers/proxy/proxy_http/proxy_balancer as in the guide; the balancer also needs lbmethod_byrequests
@@ -53,12 +54,6 @@ def enabled_path(lb: LoadBalancer) -> str:
     return f"{APACHE_DIR}/sites-enabled/{lb.site_name}.conf"
 
 
-def url_host(address: str) -> str:
-    """An address as it goes into a URL: IPv6 in brackets."""
-    try:
-        return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
-    except ValueError:
-        return address
 
 
 def require_manager(allow: str) -> str:
