@@ -138,10 +138,12 @@ def always_down(testbed: Testbed) -> Iterator[None]:
                 signal.signal(sig, handler)
 
 
-def _session_testbed(kind: str) -> Iterator[RunningTestbed]:
+def _session_testbed(kind: str, full: bool | None = None) -> Iterator[RunningTestbed]:
+    """A testbed of its own for `kind` (its first letter goes into the prefix); full if kind is "full" or
+    `full` says so."""
     if os.geteuid() != 0:
         pytest.skip("the testbed needs root (network namespaces, bridges, mounts)")
-    full = kind == "full"
+    full = kind == "full" if full is None else full
     if full:
         missing = missing_packages()
         if missing:
