@@ -7,16 +7,28 @@ here; managed MariaDB; Debian's tomcat10 as CATALINA_HOME; managed Apache), the 
 a real Celery worker over SSH, and the post-deployment test goes through the balancer.
 """
 
+import html
+import io
 import json
+import re
+import secrets
+import subprocess
 import urllib.request
+from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.urls import reverse
+from jproperties import Properties
 
 from deployments import engine
 from deployments.models import Deployment, StepRun
 from deployments.steps import plan_steps
+from licensing import services
+from licensing.models import License
 from nodes.inventory import load_inventory
-from tests.conftest import wait_for
+from tests.conftest import ROOT, wait_for
 from tests.deployments.test_steps_joget import explain, sh, statuses
 from tests.testbed_plugin import _session_testbed
 
@@ -96,3 +108,86 @@ def test_empty_hosts_to_a_tested_cluster_then_nothing_to_change_then_only_the_de
 def status_and_user(tb) -> tuple[int, str]:
     status, body = through_balancer(tb)
     return status, json.loads(body)["username"]
+
+
+# -- no secret anywhere after a full deployment ----------------------------------------------------------
+
+JOGET_ADMIN_PASSWORD = "Adm'in \"pw\" $(id) `id` ; é中"
+WFLOW = "/opt/joget/wflow"
+
+
+def _crawl(client, start="/", limit=400) -> dict[str, bytes]:
+    """Every page an admin reaches by following links from `start` (GET only), as the console renders it."""
+    seen: dict[str, bytes] = {}
+    queue = [start]
+    while queue and len(seen) < limit:
+        url = queue.pop(0)
+        if url in seen:
+            continue
+        reply = client.get(url)
+        body = b"".join(reply.streaming_content) if reply.streaming else reply.content
+        seen[url] = body
+        if reply.status_code != 200 or "html" not in reply.get("Content-Type", ""):
+            continue
+        for href in re.findall(r'(?:href|hx-get)="(/[^"#]*)"', body.decode(errors="replace")):
+            href = html.unescape(href)
+            if not href.startswith(("/static/", "/logout")) and href not in seen:
+                queue.append(href)
+    return seen
+
+
+def test_no_secret_in_stored_rows_pages_exports_or_logs(cluster, stack_testbed, admin_client, celery_queue):
+    tb = stack_testbed
+    cluster.joget_admin_password = JOGET_ADMIN_PASSWORD
+    cluster.save()
+    # The stand-in reads its admin account as Java properties (ISO-8859-1, escaped), as Joget keeps its own.
+    props = Properties()
+    props["username"], props["password"] = "admin", JOGET_ADMIN_PASSWORD
+    escaped = io.BytesIO()
+    props.store(escaped, encoding="iso-8859-1", timestamp=False)
+    tb.host_exec("app1", f"cat > {WFLOW}/standin-admin.properties", check=True, input=escaped.getvalue().decode())
+    dep = run_plan(cluster)
+    assert dep.status == "succeeded", explain(dep)
+    assert admin_client.post(reverse("deployments:checklist_run", args=[cluster.name])).status_code in (200, 302)
+    wait_for(lambda: cluster.check_runs.exclude(status="running").exists(), timeout=120,
+             message="the prerequisite checklist")
+    # A license activated through the page: its text goes to the node, and must stay nowhere else.
+    services.refresh_cluster(cluster)
+    lic = License.objects.get(node__cluster=cluster, node__name="app1")
+    unique = f"signed-{secrets.token_hex(8)}"
+    license_text = f"-----BEGIN JOGET LICENSE-----\n{lic.system_key}\n{unique}\n-----END-----"
+    admin_client.post(reverse("licensing:activate", args=[cluster.name, "app1"]), {f"n{lic.pk}-license": license_text})
+    lic = wait_for(lambda: (x := License.objects.get(pk=lic.pk)).activation_tried_at and not x.busy and x, timeout=60,
+                   message="the activation")
+    assert lic.state == License.State.ACTIVATED, lic.activation_error
+
+    db_password = tb["shared_database"]["password"]
+    key_lines = Path(tb["identity_file"]).read_text().splitlines()[1:-1]
+    secret_values = {
+        "database password": [db_password, *re.findall(r"[A-Za-z0-9_-]{8}", db_password)],
+        "SSH private key": [line for line in key_lines if len(line) > 40],
+        "Joget admin password": [JOGET_ADMIN_PASSWORD, "Adm'in"],
+        "license": [unique],
+    }
+    assert all(secret_values.values())
+
+    db = settings.DATABASES["default"]
+    dump = subprocess.run(["pg_dump", "-h", db["HOST"] or "127.0.0.1", "-U", db["USER"], db["NAME"]],
+                          env={"PGPASSWORD": db["PASSWORD"], "PATH": "/usr/bin:/bin"}, capture_output=True,
+                          check=True).stdout
+    pages = _crawl(admin_client)
+    assert len(pages) > 40 and any("/deployments/" in u for u in pages) and any("/licenses/" in u for u in pages)
+    out = io.StringIO()
+    call_command("export_inventory", cluster.name, stdout=out)
+    worker_log = (ROOT / "var" / f"test-worker-{celery_queue}.log").read_bytes()
+    places = {"the console's database (pg_dump)": dump, "the inventory export": out.getvalue().encode(),
+              "the worker's log": worker_log, **{f"page {url}": body for url, body in pages.items()}}
+    # The search sees what is stored and shown: the (public) system key is in the dump and on a page.
+    assert lic.system_key.encode() in dump and any(lic.system_key.encode() in body for body in pages.values())
+    found = [f"{name} in {where}" for where, text in places.items() for name, values in secret_values.items()
+             if any(value.encode() in text for value in values)]
+    assert not found, found
+    # And the secrets did reach where they belong.
+    assert unique in tb.host_exec("app1", f"cat {WFLOW}/license-{lic.system_key}.txt").stdout
+    props = tb.host_exec("app1", f"cat {WFLOW}/app_datasource-default.properties").stdout
+    assert "workflowPassword=" in props
