@@ -139,6 +139,11 @@ def check_database(cluster: Cluster, node: Node) -> Outcome:
         fix = f"GRANT ALL ON {db.name}.* TO '{db.user}'@'%' on the database server (and check the password)."
     elif "Unknown database" in err:
         fix = f"Create the database {db.name} (or let the console set up the database)."
+    elif "Can't connect" in err or "Lost connection" in err:
+        # Nothing answers: first of all, the database node may be down (then every app server says so).
+        server = f"the database node {db.node.name} ({db.connect_host})" if db.node_id else db.connect_host
+        fix = (f"Nothing answers at {db.connect_host}:{db.port} from {node.name}: check that {server} is up and "
+               f"its database server running, listening on the network (bind-address), port {db.port} open.")
     else:
         fix = (f"Make the database listen on the network (bind-address) and open port {db.port} from "
                f"{node.name} to {db.connect_host}.")

@@ -22,6 +22,7 @@ from django.utils import timezone
 from nodes import ssh
 from nodes.models import Cluster, Node
 
+from .dbretry import through_restart
 from .logbuffer import LogBuffer, masker
 from .models import Deployment, StepRun
 from .steps import StepContext, StepFailed, get_step, plan_steps
@@ -160,10 +161,17 @@ class ConnectionPool:
                     c.close()
                     del self._conns[k]
             entry = self._conns.get(key)
-            if entry and entry[0].target.host_key == node.host_key and entry[0]._conn is not None:
+            if entry and entry[0].target.host_key == node.host_key and entry[0].is_active:
                 self._conns[key] = (entry[0], now)
                 return entry[0]
-        conn = ssh.open_connection(node).open()
+            if entry:  # dropped while idle (the node rebooted): open a new one
+                entry[0].close()
+                del self._conns[key]
+        try:
+            conn = ssh.open_connection(node).open()
+        except ssh.HostKeyMismatch as exc:
+            _record_offered_key(node, exc.offered)
+            raise
         with self._lock:
             self._conns[key] = (conn, now)
         return conn
@@ -183,6 +191,15 @@ class ConnectionPool:
 
 
 pool = ConnectionPool()
+
+
+def _record_offered_key(node: Node, offered: str) -> None:
+    """Put the key the server offers now on the node page, beside the pinned one, for the admin to
+    compare and confirm (the same fields the Connect button fills)."""
+    if offered:
+        Node.objects.filter(pk=node.pk, host_key=node.host_key).update(
+            offered_host_key=offered, offered_host_key_error="", offered_host_key_at=timezone.now()
+        )
 
 
 def cluster_secrets(cluster: Cluster) -> list[str]:
@@ -281,11 +298,12 @@ def run_step(run_id: int) -> None:
             buf.info(f"FAILED: {mask(message)}")
         else:
             buf.info(f"{status.upper()}: {mask(message)}")
-    StepRun.objects.filter(pk=run_id, status=S.RUNNING).update(
+    # The database may have restarted while the step ran: these reconnect rather than lose its outcome.
+    through_restart(lambda: StepRun.objects.filter(pk=run_id, status=S.RUNNING).update(
         status=status, finished=timezone.now(), exit_code=exit_code, message=mask(message)[:4000],
         hint=step.hint if status == S.FAILED else "", changes=[{k: mask(v) for k, v in c.items()} for c in changes],
-    )
-    advance(dep.pk)
+    ))
+    through_restart(lambda: advance(dep.pk))
 
 
 # -- the admin's levers -------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from django.db import close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 
+from .dbretry import through_restart
 from .models import Deployment, LogLine, StepRun
 
 FLUSH_INTERVAL = 0.05
@@ -55,7 +56,7 @@ class LogBuffer:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.flush()
+        through_restart(self.flush)
 
     def emit(self, stream: str, text: str) -> None:
         text = self.mask(text.rstrip("\r"))[:MAX_LINE]
@@ -72,25 +73,38 @@ class LogBuffer:
         with self._lock:
             batch, self._pending = self._pending, []
             last = self.seq
-        if batch:
-            LogLine.objects.bulk_create(batch)
-            StepRun.objects.filter(pk=self.run_id).update(last_seq=last, heartbeat=timezone.now())
+        if not batch:
+            return
+        try:
+            with transaction.atomic():  # lines and last_seq together, so a retry never doubles a line
+                LogLine.objects.bulk_create(batch)
+                StepRun.objects.filter(pk=self.run_id).update(last_seq=last, heartbeat=timezone.now())
+        except (OperationalError, InterfaceError):
+            # The database dropped the connection (a restart): keep the lines, in order, for the next flush.
+            with self._lock:
+                self._pending = batch + self._pending
+            raise
 
     def _loop(self) -> None:
         beat = cancel_check = time.monotonic()
         try:
             while not self._stop.wait(FLUSH_INTERVAL):
-                self.flush()
-                now = time.monotonic()
-                if now - beat >= HEARTBEAT_INTERVAL:
-                    StepRun.objects.filter(pk=self.run_id).update(heartbeat=timezone.now())
-                    beat = now
-                if now - cancel_check >= 0.25 and not self.cancelled:
-                    cancel_check = now
-                    if Deployment.objects.filter(pk=self.deployment_id, cancel_requested=True).exists():
-                        self.cancelled = True
-                        if self.on_cancel:
-                            self.on_cancel()
+                try:
+                    self.flush()
+                    now = time.monotonic()
+                    if now - beat >= HEARTBEAT_INTERVAL:
+                        StepRun.objects.filter(pk=self.run_id).update(heartbeat=timezone.now())
+                        beat = now
+                    if now - cancel_check >= 0.25 and not self.cancelled:
+                        cancel_check = now
+                        if Deployment.objects.filter(pk=self.deployment_id, cancel_requested=True).exists():
+                            self.cancelled = True
+                            if self.on_cancel:
+                                self.on_cancel()
+                except (OperationalError, InterfaceError):
+                    # The database restarted under this thread: the lines wait in memory, and closing
+                    # the dead connection lets the next tick open a new one.
+                    connection.close()
         finally:
             # This thread has its own database connection: close it.
             connection.close()

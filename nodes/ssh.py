@@ -36,7 +36,9 @@ class HostKeyNotPinned(SSHError):
 
 
 class HostKeyMismatch(SSHError):
-    pass
+    def __init__(self, message: str, offered: str = ""):
+        super().__init__(message)
+        self.offered = offered  # the key the server offered ("type base64"), for the admin to compare
 
 
 class ConnectFailed(SSHError):
@@ -207,7 +209,8 @@ class NodeConnection:
             raise HostKeyMismatch(
                 f"{t.label}: the host key changed. Pinned {fingerprint(t.host_key)}, offered "
                 f"{fingerprint(offered)}. Nothing was run. If the server was reinstalled, "
-                "confirm the new key on the node page; otherwise treat this as an attack."
+                "confirm the new key on the node page; otherwise treat this as an attack.",
+                offered=offered,
             ) from None
         except paramiko.AuthenticationException:
             conn.close()  # a refused login would otherwise leave its transport open
@@ -228,6 +231,19 @@ class NodeConnection:
 
     def __exit__(self, *exc):
         self.close()
+
+    @property
+    def is_active(self) -> bool:
+        """Open, and its session not dropped (a node reboot ends it while nobody uses it)."""
+        transport = self._conn.transport if self._conn is not None else None
+        return bool(transport and transport.is_active())
+
+    def _dropped(self) -> bool:
+        # The transport thread records why it ended (EOF, socket error) before it closes the channels,
+        # so this is reliable even before is_active() turns False.
+        transport = self._conn.transport if self._conn is not None else None
+        return transport is None or not transport.is_active() or isinstance(transport.saved_exception,
+                                                                            (EOFError, OSError))
 
     @property
     def is_root(self) -> bool:
@@ -275,6 +291,12 @@ class NodeConnection:
             raise ConnectFailed(f"{self.target.label}: connection lost: {exc}.") from None
         for w in (out_w, err_w):
             w.flush()
+        if r.exited == -1 and self._dropped():
+            # No exit status because the session died (node down, sshd stopped), not the command.
+            raise ConnectFailed(
+                f"{self.target.label}: connection lost while a command ran (the node went down or its "
+                "sshd stopped); what the command did before is unknown."
+            )
         return Result(r.exited, r.stdout, r.stderr)
 
     def read_file(self, path: str) -> bytes | None:

@@ -5,6 +5,7 @@ Redis broker, reading the same PostgreSQL test database: tests that use it
 need committed data, so they take `transactional_db`.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -44,41 +45,58 @@ def celery_queue():
     return f"jcc-test-{uuid.uuid4().hex[:8]}"
 
 
+@contextlib.contextmanager
+def celery_worker(queue, *, broker_url=None, concurrency=16):
+    """A real `celery worker` process (threads pool) on `queue`, stopped on exit.
+
+    `broker_url` points it at another broker than the settings' (a test's private Redis).
+    """
+    db = settings.DATABASES["default"]
+    env = dict(os.environ)
+    env["DATABASE_URL"] = (
+        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    env["CELERY_QUEUE"] = queue
+    if broker_url:
+        env["CELERY_BROKER_URL"] = broker_url
+    logfile = ROOT / "var" / f"test-worker-{queue}.log"
+    log = open(logfile, "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "joget_cluster", "worker", "-P", "threads", "-c", str(concurrency),
+         "-Q", queue, "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "-n", f"{queue}@%h"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if "ready." in logfile.read_text():
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited: see var/test-worker-{queue}.log")
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("celery worker did not become ready in 30 s")
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, celery_queue):
     """A real worker process, started once per session, stopped at the end."""
     from joget_cluster.celery import app
 
     app.conf.task_default_queue = celery_queue
-    db = settings.DATABASES["default"]
-    env = dict(os.environ)
-    env["DATABASE_URL"] = (
-        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    )
-    env["CELERY_QUEUE"] = celery_queue
-    log = open(ROOT / "var" / f"test-worker-{celery_queue}.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "joget_cluster", "worker", "-P", "threads", "-c", "16",
-         "-Q", celery_queue, "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat",
-         "-n", f"{celery_queue}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if "ready." in (ROOT / "var" / f"test-worker-{celery_queue}.log").read_text():
-            break
-        if proc.poll() is not None:
-            raise RuntimeError(f"celery worker exited: see var/test-worker-{celery_queue}.log")
-        time.sleep(0.1)
-    else:
-        raise RuntimeError("celery worker did not become ready in 30 s")
-    yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+    with celery_worker(celery_queue) as proc:
+        yield proc
 
 
 def wait_for(predicate, timeout=20.0, interval=0.1, message="condition"):
