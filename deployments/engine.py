@@ -19,7 +19,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from nodes import ssh
+from nodes import audit, ssh
 from nodes.models import Cluster, Node
 
 from .dbretry import through_restart
@@ -197,9 +197,13 @@ def _record_offered_key(node: Node, offered: str) -> None:
     """Put the key the server offers now on the node page, beside the pinned one, for the admin to
     compare and confirm (the same fields the Connect button fills)."""
     if offered:
-        Node.objects.filter(pk=node.pk, host_key=node.host_key).update(
+        # Only a newly offered key gets a new time: the audit trail keeps one event per offered key.
+        Node.objects.filter(pk=node.pk, host_key=node.host_key).exclude(offered_host_key=offered).update(
             offered_host_key=offered, offered_host_key_error="", offered_host_key_at=timezone.now()
         )
+        # Seen by a worker, not by an admin: the audit trail still gets it (once per offered key).
+        audit.record_host_key_mismatch(None, Node.objects.get(pk=node.pk), ssh.fingerprint(offered),
+                                       ssh.fingerprint(node.host_key))
 
 
 def cluster_secrets(cluster: Cluster) -> list[str]:

@@ -5,9 +5,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from joget_cluster.access import operator_required, viewer_required
+from nodes import audit
 from nodes.models import Cluster
 
 from . import engine
@@ -66,6 +67,9 @@ def deployment_start(request, name):
     except engine.DeploymentRefused as exc:
         messages.error(request, str(exc))
         return redirect(next_url or reverse("deployments:deployment_list", args=[name]))
+    kind = "dry run" if dep.dry_run else "deployment"
+    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{dep.pk}", cluster=cluster,
+                 details=f"{kind}; steps: {', '.join(steps) or 'the whole plan'}")
     return redirect(next_url or reverse("deployments:deployment_detail", args=[dep.pk]))
 
 
@@ -86,6 +90,8 @@ def deployment_detail(request, pk):
         response = render(request, "deployments/_deployment_status.html", ctx)
         if not dep.is_active:
             response.status_code = HttpResponseStopPolling.status_code
+            # The wizard's start button (disabled while this ran) listens for this and re-renders itself.
+            trigger_client_event(response, "deployment-finished")
         return response
     return render(request, "deployments/deployment_detail.html", ctx)
 
@@ -140,29 +146,33 @@ def run_log_download(request, pk, run_pk):
 @require_POST
 @operator_required
 def deployment_cancel(request, pk):
-    return _lever(request, pk, lambda dep: engine.cancel(dep), "Cancel requested: running commands are interrupted.")
+    return _lever(request, pk, lambda dep: engine.cancel(dep), "Cancel requested: running commands are interrupted.",
+                  audit.Action.DEPLOYMENT_CANCELLED)
 
 
 @require_POST
 @operator_required
 def deployment_resume(request, pk):
-    return _lever(request, pk, lambda dep: engine.resume(dep), "Resumed: finished steps are re-probed first.")
+    return _lever(request, pk, lambda dep: engine.resume(dep), "Resumed: finished steps are re-probed first.",
+                  audit.Action.DEPLOYMENT_RESUMED)
 
 
 @require_POST
 @operator_required
 def deployment_retry(request, pk):
     step = request.POST.get("step", "")
-    return _lever(request, pk, lambda dep: engine.retry(dep, step), f"Retrying {step} where it failed.")
+    return _lever(request, pk, lambda dep: engine.retry(dep, step), f"Retrying {step} where it failed.",
+                  audit.Action.DEPLOYMENT_RETRIED, details=f"step {step}")
 
 
-def _lever(request, pk, action, success: str) -> HttpResponse:
+def _lever(request, pk, action, success: str, audit_action: str, details: str = "") -> HttpResponse:
     dep = _deployment(pk)
     try:
         action(dep)
     except engine.DeploymentRefused as exc:
         messages.error(request, str(exc))
     else:
+        audit.record(request, audit_action, target=f"deployment #{dep.pk}", cluster=dep.cluster, details=details)
         messages.success(request, success)
     return redirect("deployments:deployment_detail", pk)
 

@@ -15,7 +15,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from joget_cluster.access import admin_required, operator_required, viewer_required
+from joget_cluster.access import Role, admin_required, operator_required, require_role, viewer_required
+from nodes import audit
 from nodes.forms import ClusterForm, InventoryUploadForm
 from nodes.inventory import InventoryError, load_inventory
 from nodes.models import Cluster, LoadBalancer, SharedDatabase, SharedDirectory
@@ -57,12 +58,15 @@ def _page(request, cluster, step, template, **ctx):
 @viewer_required
 def wizard_start(request):
     """Page 1 for a new cluster: describe it, import an inventory file, or load a running testbed."""
+    if request.method == "POST":  # reading the page is for everyone; creating or replacing a cluster is not
+        require_role(request, Role.ADMIN)
     action = request.POST.get("action") if request.method == "POST" else None
     form = ClusterForm(request.POST if action == "create" else None, prefix="c")
     upload = InventoryUploadForm(request.POST if action == "import" else None,
                                  request.FILES if action == "import" else None)
     if action == "create" and form.is_valid():
         cluster = form.save()
+        audit.record(request, audit.Action.CLUSTER_CREATED, target=cluster, details="in the deploy wizard")
         return redirect("deployments:wizard_step", cluster.name, "nodes")
     if action == "import" and upload.is_valid():
         try:
@@ -72,6 +76,8 @@ def wizard_start(request):
         except InventoryError as exc:
             upload.add_error("file", " ".join(exc.messages))
         else:
+            audit.record(request, audit.Action.INVENTORY_IMPORTED, target=cluster,
+                         details=f"{cluster.nodes.count()} nodes, in the deploy wizard")
             return redirect("deployments:wizard_step", cluster.name, "nodes")
     ctx = {"form": form, "upload": upload, "testbeds": _running_testbeds(),
            "clusters": Cluster.objects.select_related("wizard").order_by("name")}
@@ -109,6 +115,8 @@ def wizard_import_testbed(request):
     except InventoryError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("deployments:wizard_start")
+    audit.record(request, audit.Action.INVENTORY_IMPORTED, target=cluster,
+                 details=f"{cluster.nodes.count()} nodes, from testbed {prefix}")
     messages.success(request, f"Testbed {prefix} imported as cluster {cluster.name}.")
     return redirect("deployments:wizard_step", cluster.name, "nodes")
 
@@ -188,8 +196,9 @@ def wizard_step(request, name, step):
             ctx.update(groups=groups, progress=_progress(dep), recap=dep.recap())
         ctx["running"] = cluster.deployments.filter(status=Deployment.Status.RUNNING).first()
     elif step == "licenses":
-        try:
-            ctx["licenses_url"] = reverse("licensing:cluster_licenses", args=[cluster.name])
-        except Exception:  # noqa: BLE001 - the licensing page arrives with its own app
-            ctx["licenses_url"] = None
+        from licensing.services import licenses_for
+
+        ctx["licenses"] = licenses_for(cluster)
+        ctx["activated"] = sum(1 for lic in ctx["licenses"] if lic.state == "activated")
+        ctx["licenses_url"] = reverse("licensing:cluster_licenses", args=[cluster.name])
     return _page(request, cluster, step, f"deployments/wizard/{step}.html", **ctx)

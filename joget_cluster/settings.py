@@ -6,6 +6,7 @@ the process at start-up with a message naming the variable: a console that
 holds root on every server must not start half-configured.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "nodes",
     "deployments",
     "licensing",
@@ -73,6 +75,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "joget_cluster.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -82,6 +85,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a lockout flagged during authentication into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "joget_cluster.urls"
@@ -194,18 +199,61 @@ CELERY_BEAT_SCHEDULE = {
 SSH_CONNECT_TIMEOUT = env.float("SSH_CONNECT_TIMEOUT", default=10.0)
 SSH_COMMAND_TIMEOUT = env.float("SSH_COMMAND_TIMEOUT", default=600.0)
 
+# ---- Web hardening (issue 9; joget_cluster/security.py) -------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# Pages send the CSRF token in a header from the template (hx-headers), so no script reads the cookie.
+CSRF_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if env.bool("HTTPS", default=False):
+# Scripts only from our own static files (no inline script, no eval). Styles allow 'unsafe-inline':
+# some templates carry style attributes (a progress bar's width, chart legends) and htmx injects its
+# indicator style; a style cannot run code. Empty: no header (a proxy sets its own).
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+HTTPS = env.bool("HTTPS", default=False)
+if HTTPS:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600)
+    # Subdomains of the console's own host name, not of its parent domain.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Asking browsers to preload HSTS is the domain owner's decision, not a default of this console.
+SILENCED_SYSTEM_CHECKS = [] if env.bool("SECURE_HSTS_PRELOAD", default=False) else ["security.W021"]
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failed logins for one user name from one
+# address, that pair is refused for LOGIN_COOLOFF_MINUTES; attempts are kept in the database, so every
+# web process sees them. `manage.py axes_reset` (or axes_reset_username NAME) unlocks early.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT must be 1 or more.")
+_cooloff = env.float("LOGIN_COOLOFF_MINUTES", default=15.0)
+if _cooloff <= 0:
+    raise ImproperlyConfigured("LOGIN_COOLOFF_MINUTES must be more than 0.")
+AXES_COOLOFF_TIME = timedelta(minutes=_cooloff)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A fixed cool-off from the lockout: further tries do not extend it (the page can say when it ends).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "joget_cluster.security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "nodes.audit.client_ip"
+# Successful logins and logouts are in the console's own audit trail (nodes.AuditEvent).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+AXES_VERBOSE = False
+# ---- end of web hardening --------------------------------------------------------------------------
 
 LOGGING = {
     "version": 1,

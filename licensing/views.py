@@ -6,6 +6,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from joget_cluster.access import operator_required, viewer_required
+from nodes import audit
 from nodes.models import Cluster, Node
 
 from . import services
@@ -77,6 +78,9 @@ def activate(request, name, node):
         if form.cleaned_data["license"]:
             services.save_license(lic, form.cleaned_data["license"])
         queued = services.request_activation(lic)
+    pasted = "a newly pasted license" if form.cleaned_data["license"] else "the stored license"
+    audit.record(request, audit.Action.LICENSE_ACTIVATED, target=lic.node,
+                 details=f"{pasted}; " + ("activation queued" if queued else "node busy, license saved only"))
     if queued:
         messages.info(request, f"Activating the license on {lic.node.name}; the page updates when it is done.")
     else:

@@ -2,9 +2,11 @@
 
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 from joget_cluster.crypto import EncryptedTextField
 
@@ -375,3 +377,77 @@ class CatalinaTail(models.Model):
 
     def __str__(self):
         return f"catalina.out of node {self.node_id} requested {self.requested_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuditQuerySet(models.QuerySet):
+    # Bulk update()/delete() would bypass the model's own refusal: refuse here too.
+    def update(self, **kwargs):
+        raise PermissionError("The audit trail is append-only: audit events cannot be changed.")
+
+    def delete(self):
+        raise PermissionError("The audit trail is append-only: audit events cannot be deleted.")
+
+    update.queryset_only = True
+    delete.queryset_only = True
+
+
+class AuditEvent(models.Model):
+    """Who did what, when, from where: append-only. Written by nodes.audit.record, never edited.
+
+    The actor's user name and the cluster's name are copied, so deleting a user or a
+    cluster keeps its history readable. `details` never holds a secret.
+    """
+
+    class Action(models.TextChoices):
+        LOGIN = "login", "Logged in"
+        LOGIN_FAILED = "login_failed", "Login failed"
+        LOGIN_LOCKED_OUT = "login_locked_out", "Login locked out"
+        LOGOUT = "logout", "Logged out"
+        CLUSTER_CREATED = "cluster_created", "Cluster created"
+        CLUSTER_CHANGED = "cluster_changed", "Cluster changed"
+        CLUSTER_DELETED = "cluster_deleted", "Cluster deleted"
+        NODE_CREATED = "node_created", "Node created"
+        NODE_CHANGED = "node_changed", "Node changed"
+        NODE_DELETED = "node_deleted", "Node deleted"
+        LAYER_CREATED = "layer_created", "Shared layer created"
+        LAYER_CHANGED = "layer_changed", "Shared layer changed"
+        CREDENTIAL_CREATED = "credential_created", "Credential created"
+        CREDENTIAL_GENERATED = "credential_generated", "Key pair generated"
+        INVENTORY_IMPORTED = "inventory_imported", "Inventory imported"
+        DEPLOYMENT_STARTED = "deployment_started", "Deployment started"
+        DEPLOYMENT_RETRIED = "deployment_retried", "Deployment step retried"
+        DEPLOYMENT_RESUMED = "deployment_resumed", "Deployment resumed"
+        DEPLOYMENT_CANCELLED = "deployment_cancelled", "Deployment cancelled"
+        LICENSE_ACTIVATED = "license_activated", "License activation"
+        HOST_KEY_CONFIRMED = "host_key_confirmed", "Host key confirmed"
+        HOST_KEY_MISMATCH = "host_key_mismatch", "Host key mismatch"
+        SECRETS_ROTATED = "secrets_rotated", "Secrets re-encrypted"
+
+    time = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    username = models.CharField(max_length=150, blank=True, db_index=True,
+                                help_text="Copied from the actor (or the name tried at a failed login).")
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    cluster = models.CharField(max_length=63, blank=True, db_index=True, help_text="The cluster's name, copied.")
+    target = models.CharField("object", max_length=255, blank=True)
+    details = models.TextField(blank=True)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        # Only "view": no add/change/delete permission exists for anyone to be granted.
+        default_permissions = ("view",)
+
+    def __str__(self):
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.target}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("The audit trail is append-only: audit events cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The audit trail is append-only: audit events cannot be deleted.")

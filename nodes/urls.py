@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import status_views, views
+from . import audit_views, status_views, views
 
 app_name = "nodes"
 
@@ -25,6 +25,7 @@ urlpatterns = [
     path("credentials/", views.credential_list, name="credential_list"),
     path("credentials/new/", views.credential_create, name="credential_create"),
     path("credentials/generate/", views.credential_generate, name="credential_generate"),
+    path("audit/", audit_views.audit_list, name="audit_list"),
     # Status pages (issue 8).
     path("clusters/<slug:name>/status/", status_views.cluster_status, name="cluster_status"),
     path("clusters/<slug:name>/status/body/", status_views.cluster_status_body, name="cluster_status_body"),

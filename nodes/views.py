@@ -10,7 +10,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from joget_cluster.access import admin_required, operator_required, viewer_required
 
-from . import services
+from . import audit, overview, services, ssh
 from .forms import (
     ClusterForm,
     CredentialForm,
@@ -23,6 +23,10 @@ from .forms import (
 )
 from .inventory import InventoryError, load_inventory
 from .models import Cluster, Credential, LoadBalancer, Node, SharedDatabase, SharedDirectory
+
+CLUSTER_AUDIT = (audit.Action.CLUSTER_CREATED, audit.Action.CLUSTER_CHANGED)
+NODE_AUDIT = (audit.Action.NODE_CREATED, audit.Action.NODE_CHANGED)
+LAYER_AUDIT = (audit.Action.LAYER_CREATED, audit.Action.LAYER_CHANGED)
 
 LAYERS = {
     "shared-directory": (SharedDirectory, SharedDirectoryForm, "Shared directory"),
@@ -39,11 +43,16 @@ def _node(cluster_name: str, node_name: str) -> Node:
     return get_object_or_404(Node.objects.select_related("cluster"), cluster__name=cluster_name, name=node_name)
 
 
-def _form_page(request, form, *, title, cluster=None, success_url=None, template="nodes/form.html"):
+def _form_page(request, form, *, title, cluster=None, success_url=None, template="nodes/form.html", audited=None):
     """GET shows the form; POST saves it, or with ?validate=1 only re-renders it
-    with errors (HTMX inline validation); an invalid POST saves nothing."""
+    with errors (HTMX inline validation); an invalid POST saves nothing.
+    `audited`: the (created, changed) audit actions of a save."""
     if request.method == "POST" and form.is_valid() and not request.GET.get("validate"):
+        creating = form.instance._state.adding
         obj = form.save()
+        if audited:
+            audit.record(request, audited[0] if creating else audited[1], target=obj,
+                         details="" if creating else audit.changed_fields(form))
         messages.success(request, f"{title}: saved.")
         url = success_url or obj.get_absolute_url()
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
@@ -64,7 +73,7 @@ def cluster_list(request):
 @admin_required
 def cluster_create(request):
     form = ClusterForm(request.POST or None)
-    return _form_page(request, form, title="New cluster")
+    return _form_page(request, form, title="New cluster", audited=CLUSTER_AUDIT)
 
 
 @require_http_methods(["GET", "POST"])
@@ -72,20 +81,27 @@ def cluster_create(request):
 def cluster_edit(request, name):
     cluster = _cluster(name)
     form = ClusterForm(request.POST or None, instance=cluster)
-    return _form_page(request, form, title=f"Cluster {cluster.name}", cluster=cluster)
+    return _form_page(request, form, title=f"Cluster {cluster.name}", cluster=cluster, audited=CLUSTER_AUDIT)
 
 
 @require_GET
 @viewer_required
 def cluster_detail(request, name):
+    """The cluster overview; with htmx, only the deployment card (polled while a deployment runs)."""
     cluster = _cluster(name)
+    if request.htmx:
+        latest = overview.deployment_summary(cluster)
+        response = render(request, "nodes/_cluster_deployment.html", {"cluster": cluster, "latest": latest})
+        if not (latest and latest["current"]):
+            response.status_code = HttpResponseStopPolling.status_code
+        return response
     ctx = {
         "cluster": cluster,
-        "nodes": cluster.nodes.order_by("name"),
         "shared_directory": SharedDirectory.objects.filter(cluster=cluster).select_related("node").first(),
         "shared_database": SharedDatabase.objects.filter(cluster=cluster).select_related("node").first(),
         "load_balancer": LoadBalancer.objects.filter(cluster=cluster).select_related("node").first(),
         "artifacts": cluster.artifacts.all(),
+        **overview.context(cluster),
     }
     return render(request, "nodes/cluster_detail.html", ctx)
 
@@ -94,7 +110,10 @@ def cluster_detail(request, name):
 @admin_required
 def cluster_delete(request, name):
     cluster = _cluster(name)
+    nodes = cluster.nodes.count()
     cluster.delete()
+    audit.record(request, audit.Action.CLUSTER_DELETED, target=f"cluster {name}", cluster=name,
+                 details=f"with {nodes} nodes")
     messages.success(request, f"Cluster {name} removed from the console (nothing was changed on its servers).")
     return redirect("nodes:cluster_list")
 
@@ -112,6 +131,10 @@ def cluster_import(request):
         except InventoryError as exc:
             form.add_error("file", " ".join(exc.messages))
         else:
+            replace = ", with replace (an existing cluster of that name was recreated)" \
+                if form.cleaned_data["replace"] else ""
+            audit.record(request, audit.Action.INVENTORY_IMPORTED, target=cluster,
+                         details=f"{cluster.nodes.count()} nodes{replace}")
             messages.success(request, f"Cluster {cluster.name} imported with {cluster.nodes.count()} nodes.")
             return redirect(cluster)
     return render(request, "nodes/cluster_import.html", {"form": form})
@@ -122,7 +145,7 @@ def cluster_import(request):
 def node_create(request, name):
     cluster = _cluster(name)
     form = NodeForm(request.POST or None, cluster=cluster)
-    return _form_page(request, form, title=f"New node in {cluster.name}", cluster=cluster)
+    return _form_page(request, form, title=f"New node in {cluster.name}", cluster=cluster, audited=NODE_AUDIT)
 
 
 @require_http_methods(["GET", "POST"])
@@ -130,7 +153,7 @@ def node_create(request, name):
 def node_edit(request, name, node):
     obj = _node(name, node)
     form = NodeForm(request.POST or None, instance=obj, cluster=obj.cluster)
-    return _form_page(request, form, title=f"Node {obj.name}", cluster=obj.cluster)
+    return _form_page(request, form, title=f"Node {obj.name}", cluster=obj.cluster, audited=NODE_AUDIT)
 
 
 @require_GET
@@ -149,6 +172,7 @@ def node_delete(request, name, node):
     except (ProtectedError, RestrictedError):
         messages.error(request, f"{obj.name} holds a shared resource: reassign that first.")
         return redirect(obj)
+    audit.record(request, audit.Action.NODE_DELETED, target=obj, cluster=name)
     messages.success(request, f"Node {node} removed from the inventory.")
     return redirect("nodes:cluster_detail", name)
 
@@ -168,6 +192,10 @@ def node_connect(request, name, node):
 def node_host_key(request, name, node):
     obj = _node(name, node)
     fetching = obj.offered_host_key_at is None
+    if not fetching and obj.host_key and obj.offered_host_key:
+        offered, pinned = ssh.fingerprint(obj.offered_host_key), ssh.fingerprint(obj.host_key)
+        if offered != pinned:
+            audit.record_host_key_mismatch(request, obj, offered, pinned)
     response = render(request, "nodes/_host_key.html", {"node": obj, "fetching": fetching})
     if request.htmx and not fetching:
         response.status_code = HttpResponseStopPolling.status_code
@@ -178,9 +206,16 @@ def node_host_key(request, name, node):
 @admin_required
 def node_confirm_host_key(request, name, node):
     obj = _node(name, node)
+    previous = ssh.fingerprint(obj.host_key) if obj.host_key else ""
     if services.confirm_host_key(obj, request.POST.get("fingerprint", "")):
+        pinned = ssh.fingerprint(obj.host_key)
+        replacing = f", replacing {previous}" if previous and previous != pinned else ""
+        audit.record(request, audit.Action.HOST_KEY_CONFIRMED, target=obj, details=f"pinned {pinned}{replacing}")
         messages.success(request, f"Host key of {obj.name} pinned.")
     else:
+        if obj.offered_host_key:
+            audit.record(request, audit.Action.HOST_KEY_MISMATCH, target=obj,
+                         details="not pinned: the key offered now is not the one shown for confirmation")
         messages.error(request, "The offered key changed since it was shown: fetch it again and compare.")
     return HttpResponseClientRedirect(obj.get_absolute_url()) if request.htmx else redirect(obj)
 
@@ -216,7 +251,7 @@ def layer_edit(request, name, layer):
     instance = model.objects.filter(cluster=cluster).first()
     form = form_class(request.POST or None, instance=instance, cluster=cluster)
     return _form_page(request, form, title=f"{title} of {cluster.name}", cluster=cluster,
-                      success_url=cluster.get_absolute_url())
+                      success_url=cluster.get_absolute_url(), audited=LAYER_AUDIT)
 
 
 @require_GET
@@ -230,7 +265,8 @@ def credential_list(request):
 @admin_required
 def credential_create(request):
     form = CredentialForm(request.POST or None)
-    return _form_page(request, form, title="New credential", success_url="/credentials/")
+    return _form_page(request, form, title="New credential", success_url="/credentials/",
+                      audited=(audit.Action.CREDENTIAL_CREATED, audit.Action.CREDENTIAL_CREATED))
 
 
 @require_POST
@@ -241,5 +277,6 @@ def credential_generate(request):
         messages.error(request, " ".join(form.errors["name"]))
         return redirect("nodes:credential_list")
     cred = services.generate_key_pair(form.cleaned_data["name"])
+    audit.record(request, audit.Action.CREDENTIAL_GENERATED, target=cred, details="Ed25519 key pair")
     messages.success(request, f"Key pair {cred.name} generated: add its public key to authorized_keys.")
     return redirect("nodes:credential_list")

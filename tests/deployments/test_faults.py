@@ -20,7 +20,7 @@ from deployments import checklist, engine
 from deployments.models import LogLine, StepRun
 from nodes import ssh
 from nodes.inventory import load_inventory
-from nodes.models import Node
+from nodes.models import AuditEvent, Node
 from tests.conftest import celery_worker, wait_for
 
 S = StepRun.Status
@@ -142,6 +142,10 @@ def test_changed_host_key_stops_the_node_until_the_admin_confirms_it(cluster, li
         engine.resume(dep)
         again = runs(finished(dep), "test.marker")["app1"]
         assert again.status == S.FAILED and "the host key changed" in again.message
+        # The audit trail has the mismatch the worker met, once, with both fingerprints.
+        seen = AuditEvent.objects.filter(action=AuditEvent.Action.HOST_KEY_MISMATCH, cluster=cluster.name)
+        assert [e.details for e in seen] == [
+            f"pinned {ssh.fingerprint(node.host_key)}, offered {ssh.fingerprint(new_key)}"]
 
         # The admin compares the fingerprint and presses Confirm (the same view the button posts to).
         url = reverse("nodes:node_confirm_host_key", args=[cluster.name, "app1"])

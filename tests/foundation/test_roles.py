@@ -44,6 +44,7 @@ ENDPOINTS = [
     ("get", "/clusters/prod/checklist/", "viewer"),
     ("post", "/clusters/prod/checklist/run/", "operator"),
     ("get", "/wizard/", "viewer"),
+    ("post", "/wizard/", "admin"),
     ("post", "/wizard/testbed/", "admin"),
     ("get", "/clusters/prod/wizard/", "viewer"),
     ("post", "/clusters/prod/wizard/connect-all/", "operator"),
