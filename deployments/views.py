@@ -214,5 +214,6 @@ def checklist_run(request, name):
     from . import checklist as checks
 
     cluster = get_object_or_404(Cluster, name=name)
-    checks.start(cluster, request.user)
+    run = checks.start(cluster, request.user)
+    audit.record(request, audit.Action.CHECKLIST_RUN, target=cluster, details=f"checklist #{run.pk}")
     return redirect(_safe_next(request) or reverse("deployments:checklist", args=[name]))

@@ -156,6 +156,8 @@ def wizard_upload(request, name):
         art = Artifact(cluster=cluster, kind=kind, original_name=upload.name[:255], size=size, sha256=sha)
         art.file.save(upload.name, upload, save=False)
         art.save()
+    audit.record(request, audit.Action.ARTIFACT_UPLOADED, target=cluster,
+                 details=f"{art.get_kind_display()} {art.original_name}: {size} bytes, sha256 {sha}")
     messages.success(request, f"{art.get_kind_display()} stored: {size} bytes, sha256 {sha[:16]}…")
     return redirect("deployments:wizard_step", name, "artifacts")
 

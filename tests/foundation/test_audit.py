@@ -152,6 +152,30 @@ def test_wizard_create_and_import_are_recorded(client):
     assert imp.cluster == "wimp"
 
 
+def test_uploads_checklist_runs_and_the_inventory_commands_are_recorded(client, tmp_path):
+    from django.core.management import call_command
+
+    client.force_login(user("admin", "gwen"))
+    Cluster.objects.create(name="prod")
+    client.post(reverse("deployments:wizard_upload", args=["prod"]),
+                {"kind": "jw_war", "file": SimpleUploadedFile("jw.war", b"PK\x03\x04war")})
+    client.post(reverse("deployments:checklist_run", args=["prod"]))
+    doc = tmp_path / "inv.json"
+    doc.write_text('{"cluster": "cli", "nodes": [{"name": "a", "address": "10.0.0.1", "roles": ["database"]}]}')
+    call_command("import_inventory", str(doc), stdout=open(tmp_path / "out", "w"))  # noqa: SIM115
+    call_command("export_inventory", "cli", stdout=open(tmp_path / "plain", "w"))  # noqa: SIM115
+    call_command("export_inventory", "cli", "--include-secrets", stdout=open(tmp_path / "full", "w"))  # noqa: SIM115
+
+    [upload] = events(A.ARTIFACT_UPLOADED)
+    assert (upload.username, upload.cluster) == ("gwen", "prod") and "jw.war: 7 bytes, sha256 " in upload.details
+    [check] = events(A.CHECKLIST_RUN)
+    assert (check.username, check.cluster) == ("gwen", "prod") and check.details.startswith("checklist #")
+    [imp] = events(A.INVENTORY_IMPORTED)
+    assert (imp.username, imp.cluster, imp.actor) == ("(command line)", "cli", None)
+    [exported] = events(A.INVENTORY_EXPORTED)  # only the export that carries the password
+    assert (exported.username, exported.cluster) == ("(command line)", "cli")
+
+
 # -- host keys -------------------------------------------------------------------------------------------
 
 def test_host_key_mismatch_seen_once_and_confirmation_recorded(client):

@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from nodes import audit
 from nodes.inventory import InventoryError, load_inventory
 
 
@@ -29,4 +30,6 @@ class Command(BaseCommand):
             cluster = load_inventory(data, replace=replace)
         except InventoryError as exc:
             raise CommandError(" ".join(exc.messages)) from None
+        audit.record(None, audit.Action.INVENTORY_IMPORTED, target=cluster, username="(command line)",
+                     details=f"{cluster.nodes.count()} nodes, from {file}{' (replaced)' if replace else ''}")
         self.stdout.write(f"Imported cluster {cluster.name} with {cluster.nodes.count()} nodes.")
