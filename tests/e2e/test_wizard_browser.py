@@ -134,6 +134,10 @@ def test_wizard_end_to_end(live_server, celery_worker_process, admin_user, hosts
     status = page.locator("#deployment-status .run-head .status.big")
     expect(status).to_have_text("Succeeded", timeout=120_000)
     expect(page.locator("#deployment-status .card.step")).to_have_count(4)
+    # A dry run changes nothing, and says so: its planned changes read "Would change", never "Changed".
+    expect(page.locator("#deployment-status .run-head")).to_contain_text("Dry run: nothing changed on the nodes")
+    expect(page.locator("#deployment-status .runs .status.planned").first).to_have_text("Would change")
+    expect(page.locator("#deployment-status .runs .status.changed")).to_have_count(0)
     # Disabled while the dry run ran, the start button comes back by itself once it has finished.
     expect(page.locator("#start-review")).to_be_enabled()
     expect(page.locator("#start-card")).not_to_contain_text("is running")
