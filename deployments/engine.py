@@ -279,7 +279,7 @@ def run_step(run_id: int) -> None:
                 for c in planned:
                     buf.info(f"would {c.description}")
                 status = S.CHANGED if planned else S.OK
-                message = f"{len(planned)} change(s) planned." if planned else "Nothing to change."
+                message = ("would " + "; ".join(c.description for c in planned)) if planned else "Nothing to change."
             else:
                 if planned:
                     step.apply(ctx, planned)
