@@ -135,8 +135,8 @@ def wizard_connect_all(request, name):
     with transaction.atomic():
         for node in cluster.nodes.filter(host_key=""):
             enqueue_fetch_host_key(node)
-    messages.info(request, "Fetching host keys: confirm each fingerprint on its node page.")
-    return redirect("deployments:wizard_step", name, "nodes")
+    messages.info(request, "Fetching host keys: compare each fingerprint with the server's, then confirm it.")
+    return redirect(reverse("deployments:wizard_step", args=[name, "nodes"]) + "?fetching=1")
 
 
 @require_POST
@@ -170,7 +170,10 @@ def wizard_step(request, name, step):
         raise Http404("no such wizard step")
     ctx = {}
     if step == "nodes":
-        ctx["nodes"] = cluster.nodes.order_by("name")
+        ctx["nodes"] = nodes = list(cluster.nodes.order_by("name"))
+        # Right after "Fetch all missing host keys" (?fetching): the nodes whose key has not come back yet.
+        ctx["fetching"] = {n.pk for n in nodes if "fetching" in request.GET and not n.host_key
+                           and not n.offered_host_key and not n.offered_host_key_error}
     elif step == "layers":
         ctx.update(
             shared_directory=SharedDirectory.objects.filter(cluster=cluster).select_related("node").first(),

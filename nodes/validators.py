@@ -8,19 +8,22 @@ quoted or escaped by the code that writes them.)
 
 import ipaddress
 import re
+import unicodedata
 
 from django.core.exceptions import ValidationError
 
-_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_JVM_ROUTE = re.compile(r"^[A-Za-z0-9_]{1,32}$")
-_POSIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_DB_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_PATH_PART = re.compile(r"^[A-Za-z0-9._+@-]+$")
-_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_COOKIE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-_CONTEXT = re.compile(r"^/[A-Za-z0-9_-]{1,64}$")
-_PROFILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# `\Z`, not `$`: `$` also matches before a final newline, so "app1\n" would pass.
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+_JVM_ROUTE = re.compile(r"^[A-Za-z0-9_]{1,32}\Z")
+_POSIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
+_DB_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_PATH_PART = re.compile(r"^[A-Za-z0-9._+@-]+\Z")
+_SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+_COOKIE = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
+_CONTEXT = re.compile(r"^/[A-Za-z0-9_-]{1,64}\Z")
+_PROFILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+PASSWORD_MAX = 256
 
 
 def validate_name(value: str) -> None:
@@ -35,6 +38,10 @@ def validate_name(value: str) -> None:
 def validate_address(value: str) -> None:
     """A host name (RFC 1123) or an IPv4/IPv6 address, nothing else."""
     value = value or ""
+    if "%" in value:
+        # ip_address() takes any text after '%' as an IPv6 zone ("fe80::1%$(id)"): none goes into URLs or files.
+        raise ValidationError("Enter the address without a zone (%interface): a global or unique-local IPv6 "
+                              "address, an IPv4 address or a host name.", code="invalid_address")
     try:
         ipaddress.ip_address(value)
         return
@@ -110,13 +117,23 @@ def validate_db_user(value: str) -> None:
 
 
 def validate_password(value: str) -> None:
-    # Anything printable goes; the writers quote it. Control characters would
+    # Anything printable goes; the writers quote it. Control characters (C0, DEL, C1) would
     # break properties files and terminals, and NUL cannot cross a shell.
-    if any(ord(c) < 32 or ord(c) == 127 for c in value or ""):
+    if any(unicodedata.category(c) == "Cc" for c in value or ""):
         raise ValidationError("A password cannot contain control characters or line breaks.", code="invalid_password")
+    # The MySQL client reads option files in 4 KB lines: a longer password line would be cut, and its
+    # rest read as options of its own (any option, e.g. plugin-dir). 256 characters stay far below.
+    if len(value or "") > PASSWORD_MAX:
+        raise ValidationError(f"A password can have at most {PASSWORD_MAX} characters.", code="invalid_password")
+    # A lone surrogate (possible from JSON "\ud800") cannot be encoded: it would fail at save, not here.
+    if any(unicodedata.category(c) == "Cs" for c in value or ""):
+        raise ValidationError("A password cannot contain unpaired UTF-16 surrogates.", code="invalid_password")
 
 
 def validate_cidr(value: str) -> None:
+    if "%" in (value or ""):
+        # ip_network() keeps any zone text ("fe80::%a b(rw)/64"), which would split the /etc/exports line.
+        raise ValidationError("Enter the subnet without a zone (%interface), e.g. 10.0.0.0/24.", code="invalid_subnet")
     try:
         ipaddress.ip_network(value or "", strict=False)
     except ValueError:

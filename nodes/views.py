@@ -5,6 +5,7 @@ from django.db import transaction
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
@@ -217,7 +218,13 @@ def node_confirm_host_key(request, name, node):
             audit.record(request, audit.Action.HOST_KEY_MISMATCH, target=obj,
                          details="not pinned: the key offered now is not the one shown for confirmation")
         messages.error(request, "The offered key changed since it was shown: fetch it again and compare.")
-    return HttpResponseClientRedirect(obj.get_absolute_url()) if request.htmx else redirect(obj)
+    back = _safe_next(request) or obj.get_absolute_url()  # the wizard's node list confirms in place
+    return HttpResponseClientRedirect(back) if request.htmx else redirect(back)
+
+
+def _safe_next(request) -> str | None:
+    url = request.POST.get("next", "")
+    return url if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}) else None
 
 
 @require_POST

@@ -43,6 +43,9 @@ def jdbc_url(cluster, db: SharedDatabase) -> str:
     options = "characterEncoding=UTF-8&useSSL=false&allowPublicKeyRetrieval=true"
     if cluster.major_version >= 8:
         options += "&serverTimezone=UTC"  # as in DX 8's own app_datasource-default.properties
+    # The server hashed the password as UTF-8 (database.schema sends utf8mb4). Connector/J sends it so already;
+    # MariaDB's driver would use the JVM's default charset (US-ASCII under a C locale) and fail on non-ASCII.
+    options += "&passwordCharacterEncoding=UTF-8"
     return f"jdbc:mysql://{host}:{db.port}/{db.name}?{options}"
 
 

@@ -83,6 +83,15 @@ def render_exports(current: str | None, export_path: str, subnet: str, options: 
     return "\n".join(out) + "\n"
 
 
+def nfs_source(address: str, export_path: str) -> str:
+    """`host:/path`; an IPv6 host in brackets, or mount.nfs would split it at its first colon."""
+    try:
+        v6 = ipaddress.ip_address(address).version == 6
+    except ValueError:
+        v6 = False
+    return f"[{address}]:{export_path}" if v6 else f"{address}:{export_path}"
+
+
 def fstab_line(source: str, mount_point: str) -> str:
     return f"{source} {mount_point} {FSTAB_TYPE} {FSTAB_OPTIONS} 0 0"
 
@@ -252,7 +261,7 @@ class Mount(_ManagedStep):
     @staticmethod
     def source(cluster) -> str:
         d = shared_directory(cluster)
-        return f"{d.node.address}:{d.export_path}"
+        return nfs_source(d.node.address, d.export_path)
 
     def _facts(self, ctx: StepContext) -> tuple[dict[str, list[str]], str]:
         mp = quote(ctx.cluster.wflow_home)

@@ -42,7 +42,7 @@ def test_datasource_files_escape_like_java_and_read_back():
     text = raw.decode("iso-8859-1")
     # The shape of Joget DX 8's own app_datasource-default.properties.
     assert ("workflowUrl=jdbc\\:mysql\\://10.1.2.20\\:3306/jwdb?characterEncoding\\=UTF-8&useSSL\\=false"
-            "&allowPublicKeyRetrieval\\=true&serverTimezone\\=UTC\n") in text
+            "&allowPublicKeyRetrieval\\=true&serverTimezone\\=UTC&passwordCharacterEncoding\\=UTF-8\n") in text
     assert "workflowDriver=com.mysql.cj.jdbc.Driver\n" in text and "profileName=\n" in text
     assert "workflowPassword=tb'x \"y$z \\= \\: \\# \\! \\\\ \\u00e9 \\u4e2d end\n" in text
     assert raw.isascii()
@@ -61,7 +61,7 @@ def test_datasource_for_older_joget_and_ipv6_host():
     text = files[f"{WFLOW}/app_datasource-prod.properties"].decode()
     assert "workflowDriver=com.mysql.jdbc.Driver\n" in text
     assert "workflowUrl=jdbc\\:mysql\\://[fd00\\:\\:20]\\:3307/jw5?characterEncoding\\=UTF-8&useSSL\\=false" \
-           "&allowPublicKeyRetrieval\\=true\n" in text
+           "&allowPublicKeyRetrieval\\=true&passwordCharacterEncoding\\=UTF-8\n" in text
     assert [name for name, _ in joget.wars(c)] == ["jw.war", "jwdesigner.war"]
     assert [name for name, _ in joget.wars(_cluster(joget_version="8.1", context_path="/joget"))] == ["joget.war"]
 
