@@ -169,35 +169,58 @@ def check_app_http(cluster: Cluster, node: Node) -> Outcome:
                    f"Start the application server on {node.name} and open port {node.http_port} to the balancer.")
 
 
+REPLICATION_PORTS = range(4000, 4101)  # Tomcat's receiver: port 4000, autoBind 100
+
+
+def _port_ranges(ports: list[int]) -> str:
+    """[4000, 4001, 4002, 4050] -> "4000-4002, 4050"."""
+    out, start = [], None
+    for i, p in enumerate(ports):
+        start = p if start is None else start
+        if i + 1 == len(ports) or ports[i + 1] != p + 1:
+            out.append(f"{start}-{p}" if p != start else str(p))
+            start = None
+    return ", ".join(out)
+
+
 def check_replication(cluster: Cluster, node: Node) -> Outcome:
     others = [n for n in cluster.app_servers() if n.pk != node.pk]
+    first, last = REPLICATION_PORTS[0], REPLICATION_PORTS[-1]
+    # Every port of the range to every other app server, all at once (one `timeout 3` in all, not 101):
+    # bash's /dev/tcp connecting or refused means the port is reachable; only a timeout means a firewall
+    # drops it. Addresses and names are allow-listed fields; only filtered ports are printed.
     probes = " ".join(
-        # bash's /dev/tcp: "refused" means the port is reachable (nothing listens yet); a timeout means filtered.
-        f"if timeout 3 bash -c 'exec 3<>/dev/tcp/{o.address}/4000' 2>/dev/null; then echo {o.name}:open; "
-        f"elif [ $? -eq 124 ]; then echo {o.name}:filtered; else echo {o.name}:open; fi;"
+        f"for p in $(seq {first} {last}); do (timeout 3 bash -c \"exec 3<>/dev/tcp/{o.address}/$p\" 2>/dev/null; "
+        f"[ $? -eq 124 ] && echo {o.name}:$p:filtered) & done;"
         for o in others
     )
     iface = f"ip -o addr show | awk '$4 ~ /^{node.address}\\// {{print $2}}' | head -n1"
     script = (f"i=$({iface}); echo iface=$i; "
-              f"ip -o link show \"$i\" | grep -q MULTICAST && echo multicast=yes || echo multicast=no; {probes}")
+              f"ip -o link show \"$i\" | grep -q MULTICAST && echo multicast=yes || echo multicast=no; {probes} wait")
     with ssh.open_connection(node) as conn:
         r = conn.run(script, timeout=30)
     lines = r.stdout.split()
     facts = dict(line.split("=", 1) for line in lines if "=" in line)
-    filtered = [line.split(":")[0] for line in lines if line.endswith(":filtered")]
+    filtered: dict[str, list[int]] = {}
+    for line in lines:
+        if line.endswith(":filtered"):
+            name, port, _ = line.split(":")
+            filtered.setdefault(name, []).append(int(port))
     problems, fixes = [], []
     if cluster.multicast and facts.get("multicast") != "yes":
         problems.append(f"no MULTICAST flag on {facts.get('iface') or 'the interface'}")
         fixes.append("Enable multicast on the interface (ip link set dev IFACE multicast on), or switch the cluster "
                      "to static membership (untick 'multicast').")
     if filtered:
-        problems.append(f"port 4000 to {', '.join(filtered)} times out")
-        fixes.append("Open TCP 4000-4100 between the app servers in the firewall.")
+        problems += [f"TCP {_port_ranges(sorted(ports))} to {name} time out"
+                     for name, ports in sorted(filtered.items())]
+        fixes.append(f"Open TCP {first}-{last} between the app servers in the firewall (Tomcat's replication "
+                     "receiver binds the first free port of that range).")
     membership = "multicast" if cluster.multicast else "static membership"
     if problems:
         return Outcome(False, f"{membership}: " + "; ".join(problems), " ".join(fixes))
     peers = ", ".join(o.name for o in others) or "no other app server"
-    return Outcome(True, f"{membership} possible on {facts.get('iface', '?')}; ports 4000-4100 reachable: {peers}")
+    return Outcome(True, f"{membership} possible on {facts.get('iface', '?')}; TCP {first}-{last} reachable: {peers}")
 
 
 def check_balancer(cluster: Cluster, node: None) -> Outcome:

@@ -1,5 +1,7 @@
 """The prerequisite checklist over real SSH: items fail with what was found and a fix, then pass once fixed."""
 
+import shutil
+
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
@@ -51,6 +53,25 @@ def test_multicast_flag_missing_is_reported_with_a_fix(cluster, light_testbed):
     finally:
         light_testbed.host_exec("app2", "ip link set dev eth0 multicast on", check=True)
     assert result(checklist.run_now(cluster), "replication", "app2").status == "pass"
+
+
+def test_replication_ports_dropped_by_a_firewall_are_named(cluster, light_testbed):
+    if not shutil.which("nft"):
+        pytest.skip("nftables is not installed here (make test installs it)")
+    # app2's firewall drops part of Tomcat's receiver range: only a timeout means filtered, as in real life.
+    light_testbed.host_exec("app2", "nft add table inet jcc && nft 'add chain inet jcc input "
+                                    "{ type filter hook input priority 0; }' && "
+                                    "nft add rule inet jcc input tcp dport 4050-4060 drop", check=True)
+    try:
+        run = checklist.run_now(cluster)
+        r = result(run, "replication", "app1")
+        assert r.status == "fail" and "TCP 4050-4060 to app2 time out" in r.found, r.found
+        assert "Open TCP 4000-4100 between the app servers" in r.fix
+        assert result(run, "replication", "app2").status == "pass"  # app1 drops nothing
+    finally:
+        light_testbed.host_exec("app2", "nft delete table inet jcc", check=True)
+    r = result(checklist.run_now(cluster), "replication", "app1")
+    assert r.status == "pass" and "TCP 4000-4100 reachable: app2" in r.found
 
 
 def test_static_membership_does_not_need_multicast(cluster, light_testbed):
