@@ -92,45 +92,28 @@ def check_same_directory(cluster: Cluster, node: None) -> Outcome:
     return Outcome(True, f"a file written on {first.name} is read on {', '.join(o.name for o in others)}")
 
 
-def mysql_option_file(user: str, password: str) -> str:
-    """A [client] option file; values in double quotes with \\ and \" escaped."""
-    def q(value: str) -> str:
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return f"[client]\nuser={q(user)}\npassword={q(password)}\n"
-
-
-def mysql_script(host: str, port: int, database: str, sql: str) -> str:
-    """Run `sql` with credentials read from stdin into a 0600 temp file: the
-    password never appears on a command line or in the environment."""
-    client = "$(command -v mariadb || command -v mysql)"
-    return (
-        "umask 077; f=$(mktemp); cat > \"$f\"; "
-        f"c={client}; if [ -z \"$c\" ]; then echo 'no mysql/mariadb client on this node' >&2; rm -f \"$f\"; "
-        "exit 127; fi; "
-        f"\"$c\" --defaults-extra-file=\"$f\" --connect-timeout=5 -N -h {quote(host)} -P {int(port)} "
-        f"{quote(database)} -e {quote(sql)}; rc=$?; rm -f \"$f\"; exit $rc"
-    )
-
-
-SCRATCH_SQL = (
-    "DROP TABLE IF EXISTS TBL; CREATE TABLE TBL (id INT PRIMARY KEY, v VARCHAR(20)); "
-    "ALTER TABLE TBL ADD COLUMN w INT; INSERT INTO TBL (id, v) VALUES (1, 'a'); "
-    "UPDATE TBL SET v = 'b' WHERE id = 1; SELECT v FROM TBL WHERE id = 1; DELETE FROM TBL WHERE id = 1; DROP TABLE TBL;"
-)
-
-
 def check_database(cluster: Cluster, node: Node) -> Outcome:
+    # The same client call and scratch-table SQL as the database.verify step: one writer of the option
+    # file that carries the password, one set of statements.
+    from .steps import StepContext, StepFailed
+    from .steps import database as dbstep
+
     db = SharedDatabase.objects.filter(cluster=cluster).select_related("node").first()
     if not db:
         return Outcome(False, "no shared database configured", "Set up the shared database layer.")
-    table = f"jcc_check_{node.jvm_route or node.name}".replace("-", "_")[:60]
-    # `table` is built from allow-listed names (jvm_route / node name): safe as an identifier.
-    sql = SCRATCH_SQL.replace("TBL", table)
+    args = (f"--connect-timeout=5 -h {quote(db.connect_host)} -P {int(db.port)} -u {quote(db.user)} "
+            f"--database={quote(db.name)}")
     with ssh.open_connection(node) as conn:
-        r = conn.run(mysql_script(db.connect_host, db.port, db.name, sql), timeout=30,
-                     stdin=mysql_option_file(db.user, db.password))
+        ctx = StepContext(cluster=cluster, node=node, conn=conn, log=lambda text: None,
+                          emit=lambda level, text: None, connect=None)
+        try:
+            r = dbstep.run_client(ctx, dbstep.Verify.scratch_sql(node.name), password=db.password, timeout=30,
+                                  args=args)
+        except StepFailed as exc:
+            return Outcome(False, str(exc), f"Check that /tmp on {node.name} is writable.")
     where = f"{db.user}@{db.connect_host}:{db.port}/{db.name}"
-    if r.ok and r.stdout.strip() == "b":
+    lines = r.stdout.split()
+    if r.ok and "jcc-select:updated" in lines and "jcc-count:0" in lines:
         return Outcome(True, f"{where}: select, insert, update, delete, create, alter and drop work")
     err = (r.stderr.strip().splitlines() or ["no output"])[-1]
     if r.exit_code == 127:
