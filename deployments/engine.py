@@ -296,6 +296,10 @@ def run_step(run_id: int) -> None:
             log.exception("step %s crashed", run.step)
             message = f"Internal error in step {run.step}: {type(exc).__name__}: {exc}"
         changes += [{"description": note, "path": "", "diff": ""} for note in ctx.notes]
+        if status == S.OK and ctx.notes and not dep.dry_run:
+            # Nothing changed, but the step checked things (e.g. the post-deployment test): say which.
+            heads = [note.split(":")[0] for note in ctx.notes]
+            message = f"{message} Checked: {' · '.join(heads)}"
         if buf.cancelled:
             status, message = S.CANCELLED, "Cancelled by the admin; the remote command was interrupted."
         if status == S.FAILED:

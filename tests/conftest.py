@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-pytest_plugins = ["tests.testbed_plugin"] if (Path(__file__).parent / "testbed_plugin.py").exists() else []
+_TESTBED = ["tests.testbed_plugin"] if (Path(__file__).parent / "testbed_plugin.py").exists() else []
+pytest_plugins = ["tests.browser_plugin", *_TESTBED]
 
 ROOT = Path(__file__).resolve().parent.parent
 (ROOT / "var").mkdir(exist_ok=True)

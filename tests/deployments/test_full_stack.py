@@ -191,3 +191,43 @@ def test_no_secret_in_stored_rows_pages_exports_or_logs(cluster, stack_testbed, 
     assert unique in tb.host_exec("app1", f"cat {WFLOW}/license-{lic.system_key}.txt").stdout
     props = tb.host_exec("app1", f"cat {WFLOW}/app_datasource-default.properties").stdout
     assert "workflowPassword=" in props
+
+
+# -- what the admin sees of the deployed cluster ---------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_the_deployed_cluster_in_the_browser(cluster, stack_testbed, live_server, admin_user, browser_page,
+                                             screenshot):
+    from playwright.sync_api import expect
+
+    from nodes.tasks import check_cluster
+
+    dep = run_plan(cluster)  # as planned already (earlier tests); from empty when run alone
+    assert dep.status == "succeeded", explain(dep)
+    check_cluster(cluster.pk)  # one health cycle, as beat runs it: the overview's colours come from it
+    page, url = browser_page, live_server.url
+    page.goto(f"{url}/login/?next=/clusters/{cluster.name}/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "admin-pass-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/clusters/{cluster.name}/")
+    # Every layer healthy, every node healthy, the last deployment succeeded.
+    expect(page.locator(".layer .layer-health .status.bad")).to_have_count(0)
+    expect(page.locator(".layer .layer-health .status.ok")).to_have_count(4)
+    expect(page.get_by_text("Last deployment")).to_be_visible()
+    screenshot(page, "deployed-overview")
+
+    # The post-deployment test, as the wizard's last page shows it: each check with what was seen.
+    page.goto(f"{url}/clusters/{cluster.name}/wizard/test/")
+    seen = page.locator("#post-test-checks li.ok")
+    expect(seen).to_have_count(4)
+    for i, check in enumerate(("/jw answers", "sticky", "failover", "rejoin")):
+        expect(seen.nth(i)).to_be_visible()
+        expect(seen.nth(i)).to_contain_text(f"✓ {check}: ")
+    expect(page.locator("#deployment-status")).to_contain_text("Checked: ✓ /jw answers · ✓ sticky")
+    screenshot(page, "deployed-post-test")
+
+    page.goto(f"{url}/clusters/{cluster.name}/status/")
+    expect(page.locator("h1")).to_have_text(f"{cluster.name} status")
+    screenshot(page, "deployed-status")

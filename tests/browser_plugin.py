@@ -1,4 +1,4 @@
-"""Fixtures for the end-to-end browser tests: one headless Chromium page, 1280 px wide, logged out."""
+"""Browser fixtures (registered from tests/conftest.py): one headless Chromium page, 1280 px wide, logged out."""
 
 import os
 from pathlib import Path
@@ -10,7 +10,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 # The README shows docs/screenshots; a plain test run writes to var/ so it leaves the work tree clean.
 # Refresh the README's images: SCREENSHOTS_DIR=docs/screenshots make test PYTEST_ARGS=tests/e2e
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / os.environ.get("SCREENSHOTS_DIR", "var/screenshots")
 
 
