@@ -21,6 +21,7 @@ PACKAGE_FILES: dict[str, tuple[str, ...]] = {
     "apache2": ("/usr/sbin/apache2",),
     "mariadb-server": ("/usr/sbin/mariadbd", "/usr/bin/mariadb-install-db"),
     "libmariadb-java": ("/usr/share/java/mariadb-java-client.jar",),
+    "nfs-common": ("/sbin/mount.nfs",),  # the managed shared directory's client side
 }
 LIGHT_PACKAGES = ("openssh-server",)
 FULL_PACKAGES = tuple(PACKAGE_FILES)
