@@ -15,6 +15,7 @@ import re
 import pytest
 
 from nodes import ssh
+from tests.testbed_plugin import _session_testbed
 
 pytestmark = [
     pytest.mark.full,
@@ -28,10 +29,17 @@ STEPS = "test.marker,test.flaky,test.after,test.slow"
 TICKS = 150  # test.slow runs ~15 s: long enough to read its log while it runs
 
 
+@pytest.fixture(scope="module")
+def e2e_testbed():
+    """Hosts of its own: other modules deploy Tomcat, Apache and MariaDB on the shared full testbed, and
+    this walk starts from servers where nothing is deployed (the checklist's and overview's red)."""
+    yield from _session_testbed("e2e", full=True)
+
+
 @pytest.fixture
-def inventory_file(full_testbed, tmp_path):
+def inventory_file(e2e_testbed, tmp_path):
     """The testbed's inventory as the file an admin would upload, without app2's host key (to pin it by hand)."""
-    inventory = json.loads(json.dumps(dict(full_testbed)))
+    inventory = json.loads(json.dumps(dict(e2e_testbed)))
     inventory["cluster"] = CLUSTER
     for node in inventory["nodes"]:
         if node["name"] == "app2":
@@ -42,13 +50,13 @@ def inventory_file(full_testbed, tmp_path):
 
 
 @pytest.fixture
-def hosts(full_testbed):
+def hosts(e2e_testbed):
     """Undo what the test does to the hosts, whatever happens, so later sessions start clean."""
-    wflow = ssh.quote(full_testbed["wflow_home"])
-    yield full_testbed
-    full_testbed.host_exec("app2", f"mount -o remount,bind,rw {wflow}")
-    for host in full_testbed.app_servers:
-        full_testbed.host_exec(host, "rm -f /tmp/jcc-fail /tmp/jcc-slow-ticks /tmp/jcc-marker /tmp/jcc-after")
+    wflow = ssh.quote(e2e_testbed["wflow_home"])
+    yield e2e_testbed
+    e2e_testbed.host_exec("app2", f"mount -o remount,bind,rw {wflow}")
+    for host in e2e_testbed.app_servers:
+        e2e_testbed.host_exec(host, "rm -f /tmp/jcc-fail /tmp/jcc-slow-ticks /tmp/jcc-marker /tmp/jcc-after")
 
 
 def test_wizard_end_to_end(live_server, celery_worker_process, admin_user, hosts, inventory_file,
