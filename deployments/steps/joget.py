@@ -255,7 +255,31 @@ class Datasource(Step):
         if not ctx.run(f"runuser -u {user} -- test -w {quote(ctx.cluster.wflow_home)}", conn=conn, quiet=True,
                        timeout=30).ok:
             raise StepFailed(f"{user} cannot write {ctx.cluster.wflow_home} on {node.name}.")
+        self._same_owner_everywhere(ctx, node, list(datasource_files(ctx.cluster, db)))
         ctx.log(f"datasource profile {ctx.cluster.datasource_profile}: {jdbc_url(ctx.cluster, db)} as {db.user}")
+
+
+    def _same_owner_everywhere(self, ctx, first, paths: list[str]) -> None:
+        """On a real NFS share, file owners travel as numbers: a service user with another uid on another
+        app server cannot read the 0640 datasource files written here, and Joget there fails at start.
+        Checked on every app server where the user exists already (tomcat.base creates it elsewhere)."""
+        user, wflow = tomcat.SERVICE_USER, quote(ctx.cluster.wflow_home)
+        readable = " && ".join(f"test -r {quote(p)}" for p in paths)
+        ids = {}
+        for node in ctx.cluster.app_servers():
+            conn = ctx.connect(node)
+            r = ctx.run(f"id -u {user} 2>/dev/null && id -g {user} && runuser -u {user} -- sh -c "
+                        f"{quote(f'{readable} && test -w {wflow}')} && echo access", conn=conn, quiet=True, timeout=30)
+            out = r.stdout.split()
+            if not out:
+                continue  # no service user there yet
+            ids[node.name] = f"{out[0]}:{out[1]}" if len(out) > 1 else out[0]
+            if "access" not in out and node.pk != first.pk:
+                found = ", ".join(f"{name} {uid}" for name, uid in ids.items())
+                raise StepFailed(
+                    f"{user} on {node.name} cannot read the datasource files or write {ctx.cluster.wflow_home} "
+                    f"written from {first.name} (uid:gid of {user}: {found}). Give {user} the same uid and gid on "
+                    f"every app server (usermod -u UID {user}; groupmod -g GID {user}; then chown the Tomcat base).")
 
 
 @register

@@ -262,3 +262,24 @@ def test_static_membership_lists_the_other_node_and_replicates(cluster, full_tes
     assert session_replicates(tb).startswith("node=node02 count=2 ")
     again = deploy(cluster)
     assert set(statuses(again).values()) == {S.OK}, explain(again)
+
+
+@pytest.mark.full
+@pytest.mark.django_db(transaction=True)
+def test_a_service_user_with_another_uid_on_one_app_server_is_named(cluster, full_testbed):
+    tb = full_testbed
+    assert deploy(cluster, ["joget.datasource"]).status == "succeeded"
+    uid = sh(tb, "app2", "id -u tomcat").strip()
+    gid = sh(tb, "app2", "id -g tomcat").strip()
+    # As after a package install on one server only: the same name, another number (usermod refuses while
+    # Tomcat runs, so the account line is edited).
+    sh(tb, "app2", "sed -i -E 's/^(tomcat:[^:]*:)[0-9]+:/\\11999:/' /etc/passwd")
+    try:
+        dep = deploy(cluster, ["joget.datasource"])
+        run = dep.runs.get(step="joget.datasource")
+        assert run.status == S.FAILED
+        assert run.message.startswith(f"tomcat on app2 cannot read the datasource files or write {WFLOW}"), run.message
+        assert f"app2 1999:{gid}" in run.message and "usermod -u UID tomcat" in run.message
+    finally:
+        sh(tb, "app2", f"sed -i -E 's/^(tomcat:[^:]*:)1999:/\\1{uid}:/' /etc/passwd")
+    assert deploy(cluster, ["joget.datasource"]).status == "succeeded"
