@@ -49,9 +49,12 @@ def psql(sql: str) -> None:
 
 
 class Console:
-    def __init__(self, name: str = "bench", worker_concurrency: int = 32):
+    def __init__(self, name: str = "bench", worker_concurrency: int = 32, worker_args: tuple[str, ...] = (),
+                 env: dict | None = None):
         self.db_name = f"jcc_{name}_{os.getpid()}"
         self.env = base_env(self.db_name)
+        self.env.update(env or {})
+        self.worker_args = tuple(worker_args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.concurrency = worker_concurrency
@@ -77,7 +80,7 @@ class Console:
                                    "User.objects.create_superuser('bench', '', 'bench-pass-123')")
         self.spawn(sys.executable, "-m", "celery", "-A", "joget_cluster", "worker", "-P", "threads",
                    "-c", str(self.concurrency), "-Q", self.env["CELERY_QUEUE"], "--without-gossip",
-                   "--without-mingle", "--without-heartbeat", "-l", "warning")
+                   "--without-mingle", "--without-heartbeat", "-l", "warning", *self.worker_args)
         self.spawn(sys.executable, "-m", "gunicorn", "joget_cluster.wsgi", "-b", f"127.0.0.1:{self.port}",
                    "--threads", "8", "--workers", "2")
         deadline = time.monotonic() + 30
@@ -92,6 +95,14 @@ class Console:
 
         django.setup()
         return self
+
+    @property
+    def worker(self) -> subprocess.Popen:
+        return self.procs[0]
+
+    @property
+    def web(self) -> subprocess.Popen:
+        return self.procs[1]
 
     def __exit__(self, *exc):
         for p in self.procs:

@@ -11,6 +11,8 @@ painted.
 Run as root from the project folder: .venv/bin/python benchmarks/log_latency.py
 """
 
+import argparse
+import json
 import statistics
 import sys
 import time
@@ -41,9 +43,14 @@ def percentile(values, p):
 def main():
     from playwright.sync_api import sync_playwright
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", help="also write the figures to this file (benchmarks/run_all.py)")
+    args = parser.parse_args()
+    figures = {}
+
     tb = Testbed("jbl", app_servers=1)
-    inventory = tb.up(recreate=True)
     try:
+        inventory = tb.up(recreate=True)
         with Console("latency") as console:
             from django.utils import timezone
 
@@ -78,6 +85,8 @@ def main():
                         latencies.append(shown_ms - float(parts[2]) * 1000)
                 # Lines printed before the page opened arrive in the first (tail) load: not live.
                 live = latencies[5:]
+                figures.update(lines=len(latencies), median_ms=statistics.median(live), p95_ms=percentile(live, 95),
+                               max_ms=max(live))
                 print(f"live log lines observed: {len(latencies)} (of 120)")
                 print(f"node -> page latency: median {statistics.median(live):.0f} ms, "
                       f"p95 {percentile(live, 95):.0f} ms, max {max(live):.0f} ms")
@@ -100,11 +109,14 @@ def main():
                 page.click(f"#log-{big_run.pk} .older")
                 page.wait_for_selector(f"#log-{big_run.pk} .ln[data-seq='99001']")
                 older_ms = (time.monotonic() - t0) * 1000
+                figures.update(page_ms=page_ms, paint_ms=paint_ms, older_ms=older_ms)
                 print(f"100,000-line log: page {page_ms:.0f} ms, tail painted {paint_ms:.0f} ms after the click, "
                       f"500 older lines {older_ms:.0f} ms")
                 browser.close()
     finally:
         tb.down()
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ whose user may create databases):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -37,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 INTERVAL_S = 30
 SIM_APP_HOSTS = 8
+FIGURES: dict[str, str] = {}  # what benchmarks/run_all.py prints (--json)
 
 
 def with_database(url: str, name: str) -> str:
@@ -174,6 +176,7 @@ def fill_samples(nodes, now, days: int) -> tuple[int, float]:
                     "FROM nodes_healthsample")
         total, size = cur.fetchone()
     print(f"  {total:,} samples, {size} with the index, in {time.perf_counter() - t0:.0f} s")
+    FIGURES["samples"] = f"{total:,} ({size} with the index)"
     return total, time.perf_counter() - t0
 
 
@@ -217,8 +220,11 @@ def render_pages(cluster, nodes, renders: int) -> None:
         ms = [t * 1000 for t in times]
         print(f"  {label:<30} median {statistics.median(ms):7.1f} ms  min {min(ms):7.1f}  max {max(ms):7.1f}  "
               f"{queries} queries{'  (reads samples)' if touched else ''}")
+        FIGURES[f"{label}, server time"] = (f"median {statistics.median(ms):.0f} ms (min {min(ms):.0f}, max "
+                                            f"{max(ms):.0f}), {queries} queries")
     size = len(client.get(pages[0][1]).content)
     print(f"  cluster status page size: {size / 1024:.0f} KB")
+    FIGURES["cluster status page size"] = f"{size / 1024:.0f} KB"
 
 
 def time_prune(nodes, now, days: int) -> None:
@@ -231,6 +237,7 @@ def time_prune(nodes, now, days: int) -> None:
     t0 = time.perf_counter()
     removed = health.prune(now + timedelta(hours=1))
     print(f"\nprune (1 hour past retention): {removed:,} samples deleted in {time.perf_counter() - t0:.2f} s")
+    FIGURES["hourly prune"] = f"{removed:,} samples in {time.perf_counter() - t0:.2f} s"
 
 
 # ---- 500 simulated nodes --------------------------------------------------------------------------------------
@@ -289,6 +296,9 @@ def cycle_simulated(n_nodes: int, cycles: int) -> None:
             not_ok = Counter(f"{k} {r.state}" for (_, k), r in report.results.items() if r.state != health.S.OK)
             print(f"  cycle {i + 1}: {report.seconds:.2f} s wall, {cpu[-1]:.2f} s CPU in the console process; "
                   f"{len(report.results)} checks, {len(report.events)} events; not ok: {dict(not_ok)}")
+        FIGURES[f"check cycle, {n_nodes} simulated nodes"] = (
+            f"median {statistics.median(times):.2f} s wall, {statistics.median(cpu):.2f} s console CPU, "
+            f"{len(report.results)} checks (interval {health.setting('HEALTH_CHECK_INTERVAL'):g} s)")
         print(f"  median {statistics.median(times):.2f} s wall, {statistics.median(cpu):.2f} s console CPU "
               f"(interval {health.setting('HEALTH_CHECK_INTERVAL'):g} s); the simulated hosts' sshd and scripts "
               "run on the same 2 cores")
@@ -305,6 +315,7 @@ def pages(args) -> None:
     fill_current(cluster, nodes, now)
     print(f"{args.nodes} nodes, their check states, latest numbers and 3,000 events: {time.perf_counter() - t0:.1f} s")
     print(f"Samples: {args.nodes} nodes x {args.days} days at {INTERVAL_S} s ...")
+    FIGURES["data set"] = f"{args.nodes} nodes, {args.days} days of samples every {INTERVAL_S} s, 3,000 events"
     fill_samples(nodes, now, args.days)
     render_pages(cluster, nodes, args.renders)
     time_prune(nodes, now, args.days)
@@ -318,6 +329,7 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--no-cycle", action="store_true", help="skip the simulated check cycle (needs root)")
     parser.add_argument("--only-cycle", action="store_true", help="skip the samples and the renders")
+    parser.add_argument("--json", help="also write the figures to this file (benchmarks/run_all.py)")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
@@ -340,6 +352,8 @@ def main() -> int:
         connections.close_all()
         drop_database(url, name)
         print(f"\ndropped {name}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(FIGURES))
     return 0
 
 
