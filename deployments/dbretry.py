@@ -19,8 +19,9 @@ T = TypeVar("T")
 RETRY_FOR = 60.0  # a PostgreSQL restart takes seconds; give up well before the Redis visibility timeout
 
 
-# SQLSTATEs of a server going away: admin shutdown (a restart), crash shutdown, "cannot connect now".
-_SHUTDOWN = {"57P01", "57P02", "57P03"}
+# SQLSTATEs of a server going away: admin shutdown (a restart), crash shutdown, "cannot connect now";
+# and "too many connections" (53300), which frees up as other steps finish.
+_SHUTDOWN = {"57P01", "57P02", "57P03", "53300"}
 
 
 def is_disconnect(exc: Exception) -> bool:

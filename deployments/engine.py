@@ -252,10 +252,12 @@ def _kill_remote(node: Node, run_id: int) -> None:
 
 def run_step(run_id: int) -> None:
     now = timezone.now()
-    claimed = StepRun.objects.filter(pk=run_id, status=S.QUEUED).update(
+    # Retried while the database refuses connections (restarting, or out of connection slots when many
+    # steps start at once): the run then waits for a slot instead of staying queued until the sweeper.
+    claimed = through_restart(lambda: StepRun.objects.filter(pk=run_id, status=S.QUEUED).update(
         status=S.RUNNING, started=now, heartbeat=now, finished=None, exit_code=None, message="", hint="",
         changes=[], worker=f"{socket.gethostname()}:{threading.get_ident()}", attempt=F("attempt") + 1,
-    )
+    ))
     if not claimed:
         return  # another worker has it, or it was cancelled meanwhile
     run = StepRun.objects.select_related("deployment__cluster__credential", "node__credential").get(pk=run_id)

@@ -15,8 +15,10 @@ SCREENSHOTS = ROOT / os.environ.get("SCREENSHOTS_DIR", "var/screenshots")
 
 
 @pytest.fixture
-def browser_page():
+def browser_page(monkeypatch):
     """A Playwright page (sync API) in Debian's Chromium; generous timeouts: the machine has two busy cores."""
+    # Playwright's sync API runs an event loop in this thread; the test's ORM calls stay plain blocking calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} missing: apt-get install chromium")
     sync_api = pytest.importorskip("playwright.sync_api")

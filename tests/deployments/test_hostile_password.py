@@ -23,6 +23,7 @@ from deployments.steps import database as d
 from nodes.inventory import load_inventory, register_artifact
 from nodes.models import SharedDatabase
 from tests.conftest import wait_for
+from tests.testbed_plugin import _session_testbed
 
 S = StepRun.Status
 FIXTURE = Path(__file__).parent / "fixtures" / "small_schema.sql"
@@ -109,9 +110,15 @@ def assert_never_stored(deployments, password: str) -> None:
         assert leaks == [], leaks[:3]
 
 
+@pytest.fixture(scope="module")
+def hostile_testbed():
+    """Hosts of their own: the step modules after this one expect app servers where nothing is deployed."""
+    yield from _session_testbed("hostile", full=True)
+
+
 @pytest.fixture
-def cluster(full_testbed, celery_worker_process):
-    inv = dict(full_testbed)
+def cluster(hostile_testbed, celery_worker_process):
+    inv = dict(hostile_testbed)
     c = load_inventory(inv, replace=True)
     register_artifact(c, "schema_sql", FIXTURE)
     return c
@@ -119,8 +126,8 @@ def cluster(full_testbed, celery_worker_process):
 
 @pytest.mark.full
 @pytest.mark.django_db(transaction=True)
-def test_hostile_password_grant_datasource_and_app_connection(cluster, full_testbed):
-    tb = full_testbed
+def test_hostile_password_grant_datasource_and_app_connection(cluster, hostile_testbed):
+    tb = hostile_testbed
     set_password(cluster, FIRST)
 
     dep = deploy(cluster, DB_STEPS + APP_STEPS)
