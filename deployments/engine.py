@@ -313,7 +313,12 @@ def run_step(run_id: int) -> None:
         status=status, finished=timezone.now(), exit_code=exit_code, message=mask(message)[:4000],
         hint=step.hint if status == S.FAILED else "", changes=[{k: mask(v) for k, v in c.items()} for c in changes],
     ))
-    through_restart(lambda: advance(dep.pk))
+    # Dependencies are whole steps: a run whose step still runs on other nodes cannot make anything
+    # ready, so only the last of them to finish advances (sparing the deployment row's lock at scale).
+    # Each run's status is committed before it looks, so the last to commit always sees all finished.
+    siblings = StepRun.objects.filter(deployment_id=dep.pk, step=run.step).exclude(status__in=StepRun.FINISHED)
+    if not through_restart(siblings.exists):
+        through_restart(lambda: advance(dep.pk))
 
 
 # -- the admin's levers -------------------------------------------------------------------------------
