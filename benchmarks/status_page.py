@@ -68,6 +68,12 @@ def drop_database(url: str, name: str) -> None:
 
 
 def setup_django(bench_url: str) -> None:
+    from benchmarks.harness import base_env
+
+    # Run on its own (or from run_all.py) without a .env: the benchmark-only secrets of the harness.
+    for key, value in base_env("unused").items():
+        if key in ("SECRET_KEY", "SECRETS_ENCRYPTION_KEY", "ALLOWED_HOSTS"):
+            os.environ.setdefault(key, value)
     os.environ["DATABASE_URL"] = bench_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "joget_cluster.settings")
     import django
