@@ -50,7 +50,7 @@ def psql(sql: str) -> None:
 
 class Console:
     def __init__(self, name: str = "bench", worker_concurrency: int = 32, worker_args: tuple[str, ...] = (),
-                 env: dict | None = None):
+                 env: dict | None = None, workers: int = 1):
         self.db_name = f"jcc_{name}_{os.getpid()}"
         self.env = base_env(self.db_name)
         self.env.update(env or {})
@@ -58,6 +58,7 @@ class Console:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.concurrency = worker_concurrency
+        self.workers = workers  # worker processes (each with `worker_concurrency` threads)
         self.procs: list[subprocess.Popen] = []
 
     def manage(self, *args: str, **kw) -> subprocess.CompletedProcess:
@@ -78,9 +79,11 @@ class Console:
         self.manage("migrate", "-v0")
         self.manage("shell", "-c", "from django.contrib.auth.models import User; "
                                    "User.objects.create_superuser('bench', '', 'bench-pass-123')")
-        self.spawn(sys.executable, "-m", "celery", "-A", "joget_cluster", "worker", "-P", "threads",
-                   "-c", str(self.concurrency), "-Q", self.env["CELERY_QUEUE"], "--without-gossip",
-                   "--without-mingle", "--without-heartbeat", "-l", "warning", *self.worker_args)
+        for i in range(self.workers):
+            self.spawn(sys.executable, "-m", "celery", "-A", "joget_cluster", "worker", "-P", "threads",
+                       "-c", str(self.concurrency), "-Q", self.env["CELERY_QUEUE"], "--without-gossip",
+                       "--without-mingle", "--without-heartbeat", "-l", "warning", "-n", f"bench{i}@%h",
+                       *self.worker_args)
         self.spawn(sys.executable, "-m", "gunicorn", "joget_cluster.wsgi", "-b", f"127.0.0.1:{self.port}",
                    "--threads", "8", "--workers", "2")
         deadline = time.monotonic() + 30
@@ -101,8 +104,12 @@ class Console:
         return self.procs[0]
 
     @property
+    def worker_procs(self) -> list[subprocess.Popen]:
+        return self.procs[:self.workers]
+
+    @property
     def web(self) -> subprocess.Popen:
-        return self.procs[1]
+        return self.procs[self.workers]
 
     def __exit__(self, *exc):
         for p in self.procs:

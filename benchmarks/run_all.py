@@ -260,9 +260,9 @@ def measure_size(n: int, repeat: int, console: Console, war: Path, war_sha: str,
                 if tool == "console":
                     if sampler:
                         sampler.active.set()
-                    cpu0 = cpu_seconds(console.worker.pid)
+                    cpu0 = sum(cpu_seconds(p.pid) for p in console.worker_procs)
                     seconds, dep_id = console_deploy(console, cluster, session)
-                    cpu[tool].append(cpu_seconds(console.worker.pid) - cpu0)
+                    cpu[tool].append(sum(cpu_seconds(p.pid) for p in console.worker_procs) - cpu0)
                     if sampler:
                         sampler.active.clear()
                     deployments.append(dep_id)
@@ -402,11 +402,12 @@ def deployments(args, sizes_wanted: list[int], repeat: int, tools: tuple[str, ..
     war_sha = workload.make_war(war)
     trace = Path(env["BENCH_TRACE"])
     sizes = []
-    with Console("deploy", worker_concurrency=args.concurrency,
+    with Console("deploy", worker_concurrency=args.concurrency, workers=args.workers,
                  worker_args=("--include", "benchmarks.worker_probe"), env=env) as console:
         session = session_key()
         sampler = MemorySampler({"web (gunicorn: master + 2 workers)": console.web.pid,
-                                 f"worker (Celery, threads pool, {args.concurrency})": console.worker.pid})
+                                 **{f"worker {i + 1} (Celery, threads pool, {args.concurrency})": p.pid
+                                    for i, p in enumerate(console.worker_procs)}})
         sampler.start()
         for n in sizes_wanted:
             log(f"deployment benchmark: {n} app server(s)")
@@ -435,6 +436,8 @@ def main() -> int:
     parser.add_argument("--skip", default="", help="parts to leave out: deploy,log,status")
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"deployment tools to time: {','.join(TOOLS)}")
     parser.add_argument("--concurrency", type=int, default=32, help="worker threads (production: 32)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Celery worker processes, each with --concurrency threads (make run: one per core)")
     parser.add_argument("--only-last-advances", action="store_true",
                         help="experiment: only the last run of a step to finish advances the plan "
                              "(benchmarks/worker_probe.py); not what the console does")
