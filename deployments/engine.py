@@ -214,7 +214,10 @@ def cluster_secrets(cluster: Cluster) -> list[str]:
     db = SharedDatabase.objects.filter(cluster=cluster).first()
     if db:
         values.append(db.password)
-    for cred in {n.effective_credential for n in cluster.nodes.all()} - {None}:
+    # One query for every node's credential (effective_credential per node would load node.cluster and
+    # node.credential one by one: two queries per node, per step run).
+    nodes = cluster.nodes.select_related("credential")
+    for cred in {n.credential or cluster.credential for n in nodes} - {None}:
         values += [cred.password, cred.passphrase]
     try:
         from licensing.models import License

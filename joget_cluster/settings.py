@@ -118,7 +118,10 @@ if DATABASES["default"]["ENGINE"] not in (
     "django.db.backends.sqlite3",
 ):
     raise ImproperlyConfigured("DATABASE_URL must be postgres://... or sqlite:///...")
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# Connections kept between requests and tasks (a new PostgreSQL connection costs more than a step's own
+# queries); checked before reuse, so one cut by a database restart is replaced, not used.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
