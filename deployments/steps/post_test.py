@@ -29,6 +29,7 @@ from .load_balancer import ANON_PATH, HTTP_TIMEOUT, MEMBER_RETRY, load_balancer_
 SESSION_PATH = "/testbed/session"  # the stand-in WAR's session counter (docs/standin.md); real Joget has none
 SESSION_LINE = re.compile(r"^node=(\S+) count=(\d+)")
 STICKY_REQUESTS = 5
+REPLICATION_SETTLE = 2.0  # seconds between the session's last request and stopping its node
 FAILOVER_REQUESTS = 3
 STOP_TIMEOUT = 60.0
 REJOIN_TIMEOUT = 300.0  # real Joget takes minutes to start; the stand-in a few seconds
@@ -376,6 +377,11 @@ def run_failover(ctx: StepContext, checks: Checklist, session, route: str) -> No
     if unrouted:
         checks.fail("failover", f"not tried: the balancer does not send {', '.join(unrouted)}'s sessions there "
                                 f"(waited {ROUTED_TIMEOUT:.0f} s)")
+    # The cluster replicates asynchronously (channelSendOptions="8", as in the guide): the session's last
+    # change reaches the other nodes a moment later. A node that fails loses at most that moment; the
+    # test gives replication that moment, so it checks failover rather than the race.
+    ctx.log(f"waiting {REPLICATION_SETTLE:.0f} s for the session's last change to replicate")
+    time.sleep(REPLICATION_SETTLE)
     ctx.log(f"stopping Tomcat on {holder.name} ({route}) for the failover check")
     try:
         tomcat["stop"](ctx, holder)
