@@ -100,10 +100,6 @@ class Console:
         return self
 
     @property
-    def worker(self) -> subprocess.Popen:
-        return self.procs[0]
-
-    @property
     def worker_procs(self) -> list[subprocess.Popen]:
         return self.procs[:self.workers]
 

@@ -12,21 +12,10 @@ from django.urls import reverse
 
 from deployments import engine
 from deployments.models import LogLine, StepRun
-from nodes.inventory import load_inventory
 from tests.conftest import ROOT, wait_for
 
 pytestmark = [pytest.mark.light, pytest.mark.django_db(transaction=True)]
 S = StepRun.Status
-
-
-@pytest.fixture
-def cluster(light_testbed, celery_worker_process):
-    inv = dict(light_testbed)
-    inv["artifacts"] = []
-    c = load_inventory(inv, replace=True)
-    for host in ("app1", "app2"):
-        light_testbed.host_exec(host, "rm -f /tmp/jcc-marker /tmp/jcc-fail /tmp/jcc-after /tmp/jcc-slow-ticks")
-    return c
 
 
 def finished(dep, timeout=60):

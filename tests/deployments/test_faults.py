@@ -23,36 +23,17 @@ from nodes.inventory import load_inventory
 from nodes.models import AuditEvent, Node
 from tests.conftest import celery_worker, wait_for
 
+# How deployments are waited for and read: as in test_engine (the `cluster` fixture: conftest.py).
+from tests.deployments.test_engine import finished, runs
+
 S = StepRun.Status
 DB_STEPS = ["database.server", "database.schema", "database.verify"]
 SCHEMA = Path(__file__).parent / "fixtures" / "small_schema.sql"
 
 
-@pytest.fixture
-def cluster(light_testbed, celery_worker_process):
-    inv = dict(light_testbed)
-    inv["artifacts"] = []
-    c = load_inventory(inv, replace=True)
-    for host in ("app1", "app2"):
-        light_testbed.host_exec(host, "rm -f /tmp/jcc-marker /tmp/jcc-fail /tmp/jcc-after /tmp/jcc-slow-ticks")
-    return c
-
-
 def ticks(light_testbed, **per_host):
     for host, n in per_host.items():
         light_testbed.host_exec(host, f"echo {int(n)} > /tmp/jcc-slow-ticks", check=True)
-
-
-def finished(dep, timeout=60):
-    def done():
-        dep.refresh_from_db()
-        return not dep.is_active
-    wait_for(done, timeout=timeout, interval=0.2, message=f"{dep} to finish")
-    return dep
-
-
-def runs(dep, step):
-    return {r.node.name if r.node_id else "cluster": r for r in dep.runs.filter(step=step).select_related("node")}
 
 
 def ticked(dep, node, n):

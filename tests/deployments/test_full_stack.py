@@ -22,14 +22,13 @@ from django.core.management import call_command
 from django.urls import reverse
 from jproperties import Properties
 
-from deployments import engine
 from deployments.models import Deployment, StepRun
 from deployments.steps import plan_steps
 from licensing import services
 from licensing.models import License
 from nodes.inventory import load_inventory
 from tests.conftest import ROOT, wait_for
-from tests.deployments.test_steps_joget import explain, sh, statuses
+from tests.deployments.test_steps_joget import deploy, explain, sh, statuses
 from tests.testbed_plugin import _session_testbed
 
 S = StepRun.Status
@@ -46,15 +45,9 @@ def cluster(stack_testbed, celery_worker_process):
     return load_inventory(dict(stack_testbed), replace=True)
 
 
-def run_plan(cluster, timeout=900) -> Deployment:
-    dep = engine.start(cluster)
-
-    def done():
-        dep.refresh_from_db()
-        return not dep.is_active
-
-    wait_for(done, timeout=timeout, interval=1, message=f"{dep} to finish")
-    return dep
+def run_plan(cluster) -> Deployment:
+    """The whole default plan (steps=None), waited for with the joget tests' helper."""
+    return deploy(cluster, steps=None, timeout=900)
 
 
 def through_balancer(tb, path="/jw/web/json/workflow/currentUsername") -> tuple[int, str]:
