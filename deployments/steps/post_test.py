@@ -25,11 +25,13 @@ from typing import NoReturn
 from . import register
 from .base import Change, Step, StepContext, StepFailed, quote
 from .load_balancer import ANON_PATH, HTTP_TIMEOUT, MEMBER_RETRY, load_balancer_of, url_host
+from .tomcat import catalina_out
 
 SESSION_PATH = "/testbed/session"  # the stand-in WAR's session counter (docs/standin.md); real Joget has none
 SESSION_LINE = re.compile(r"^node=(\S+) count=(\d+)")
 STICKY_REQUESTS = 5
 REPLICATION_SETTLE = 2.0  # seconds between the session's last request and stopping its node
+RETRY_SETTLE = 6.0  # the same, for the one second try after the other node answered with an older session
 FAILOVER_REQUESTS = 3
 STOP_TIMEOUT = 60.0
 REJOIN_TIMEOUT = 300.0  # real Joget takes minutes to start; the stand-in a few seconds
@@ -49,6 +51,7 @@ class Check:
     name: str
     ok: bool | None  # None: not applicable here (said why in `seen`)
     seen: str
+    late: bool = False  # failed because the other node held an older copy of the session
 
     @property
     def line(self) -> str:
@@ -359,10 +362,7 @@ def check_sticky(session) -> tuple[Check, str]:
 
 def run_failover(ctx: StepContext, checks: Checklist, session, route: str) -> None:
     servers = list(ctx.cluster.app_servers())
-    holder = next((n for n in servers if n.jvm_route == route), None)
-    if holder is None:
-        checks.fail("failover", f"the session is on {route!r}, which is no app server's jvmRoute "
-                                f"({', '.join(n.jvm_route for n in servers)})")
+    holder = holder_of(checks, servers, route)
     others = [n for n in servers if n is not holder]
     if not others:
         checks.add(Check("failover", None, "one app server only: nothing to fail over to"))
@@ -377,11 +377,42 @@ def run_failover(ctx: StepContext, checks: Checklist, session, route: str) -> No
     if unrouted:
         checks.fail("failover", f"not tried: the balancer does not send {', '.join(unrouted)}'s sessions there "
                                 f"(waited {ROUTED_TIMEOUT:.0f} s)")
+    failover, rejoin = failover_round(ctx, tomcat, session, holder, REPLICATION_SETTLE)
+    if failover.late and rejoin.ok:
+        # The other node had the session, only older: replication was late or a change was lost (a busy
+        # JVM, a membership heartbeat missed). Worth one more try with a fresh session and more time; the
+        # first finding stays in the log and in the check's line, so a flaky replication is still seen.
+        ctx.note(f"✗ failover, first try: {failover.seen}")
+        membership_lines(ctx, servers)
+        ctx.log(f"trying failover once more with a new session, {RETRY_SETTLE:.0f} s for replication")
+        checks.add(rejoin)
+        session = open_session(ctx, session.client, checks)
+        check, route = check_sticky(session)
+        checks.add(check)
+        first = failover.seen
+        failover, rejoin = failover_round(ctx, tomcat, session, holder_of(checks, servers, route), RETRY_SETTLE)
+        failover.seen += f" (second try; the first: {first})"
+        if failover.ok is False:
+            membership_lines(ctx, servers)
+    checks.add(failover, rejoin)  # both seen in the log, whichever failed
+
+
+def holder_of(checks: Checklist, servers: list, route: str):
+    holder = next((n for n in servers if n.jvm_route == route), None)
+    if holder is None:
+        checks.fail("failover", f"the session is on {route!r}, which is no app server's jvmRoute "
+                                f"({', '.join(n.jvm_route for n in servers)})")
+    return holder
+
+
+def failover_round(ctx: StepContext, tomcat: dict, session, holder, settle: float) -> tuple[Check, Check]:
+    """Stop the session's node, follow the session, start the node again: (failover, rejoin)."""
+    route = holder.jvm_route
     # The cluster replicates asynchronously (channelSendOptions="8", as in the guide): the session's last
     # change reaches the other nodes a moment later. A node that fails loses at most that moment; the
     # test gives replication that moment, so it checks failover rather than the race.
-    ctx.log(f"waiting {REPLICATION_SETTLE:.0f} s for the session's last change to replicate")
-    time.sleep(REPLICATION_SETTLE)
+    ctx.log(f"waiting {settle:.0f} s for the session's last change to replicate")
+    time.sleep(settle)
     ctx.log(f"stopping Tomcat on {holder.name} ({route}) for the failover check")
     try:
         tomcat["stop"](ctx, holder)
@@ -395,7 +426,15 @@ def run_failover(ctx: StepContext, checks: Checklist, session, route: str) -> No
     finally:
         # Always: the test must not leave a node down, whatever happened above.
         rejoin = restart(ctx, tomcat, holder, session)
-    checks.add(failover, rejoin)  # both seen in the log, whichever failed
+    return failover, rejoin
+
+
+def membership_lines(ctx: StepContext, servers: list) -> None:
+    """Each app server's recent cluster lines from catalina.out (members added or gone, failed sends)."""
+    pattern = "member|unable to send|replicat|sender|faileddetector|tcpfailuredetector"
+    for node in servers:
+        ctx.run(f"tail -n 400 {quote(catalina_out(node))} 2>/dev/null | grep -iE {quote(pattern)} | tail -n 12",
+                conn=ctx.connect(node), timeout=30)
 
 
 def check_failover(session, stopped: str) -> Check:
@@ -415,7 +454,7 @@ def check_failover(session, stopped: str) -> Check:
     if counts != expected:
         return Check(name, False, f"{stopped} stopped; {' '.join(sorted(set(nodes)))} answered with counts "
                                   f"{count_range(counts)}, expected {count_range(expected)}: the session was not "
-                                  "replicated")
+                                  "replicated", late=counts[0] > 1)
     return Check(name, True, f"{stopped} stopped; the session went on on {' '.join(sorted(set(nodes)))}, "
                              f"counts {count_range(counts)}")
 

@@ -179,14 +179,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def session(self):
         # Sessions in the shared wflow dir emulate replication; a flag file makes them private to the node.
-        where = "/opt/joget/private-sessions" if os.path.exists("/opt/joget/standin-private") else SHARED
+        # A flag file in the shared dir makes replication late, once: a session's later changes stay
+        # private to its node, and the node that takes the session over reads the first copy (then clears the flag).
+        private = "/opt/joget/private-sessions"
+        stale = os.path.join(os.path.dirname(SHARED), "standin-stale-once")
+        late = os.path.exists(stale)
+        where = private if os.path.exists("/opt/joget/standin-private") else SHARED
         os.makedirs(where, exist_ok=True)
+        os.makedirs(private, exist_ok=True)
         m = re.search(r"JSESSIONID=([A-Za-z0-9.]+)", self.headers.get("Cookie", ""))
         sid, count, new = (m.group(1) if m else ""), 1, True
-        if sid and os.path.exists(os.path.join(where, sid)):
-            count, new = int(open(os.path.join(where, sid)).read()) + 1, False
+        found = [d for d in ([private, SHARED] if late else [where]) if sid and os.path.exists(os.path.join(d, sid))]
+        if found:
+            count, new = int(open(os.path.join(found[0], sid)).read()) + 1, False
+            if late and found[0] == SHARED and not sid.endswith("." + ROUTE):
+                os.remove(stale)
+                late = False  # from here on the shared copy is the session again
         else:
             sid = uuid.uuid4().hex.upper() + "." + ROUTE
+        if late and count > 1:
+            where = private
         with open(os.path.join(where, sid + ".tmp"), "w") as fh:
             fh.write(str(count))
         os.replace(os.path.join(where, sid + ".tmp"), os.path.join(where, sid))
@@ -547,6 +559,28 @@ def test_post_test_names_the_failed_check_and_restarts_the_node(deployed, standi
     assert any(line.startswith("✓ rejoin") for line in lines), "the stopped node must be started again"
     for host in tb.app_servers:
         assert _get(tb.address(host), STANDIN_PORTS[0], "/jw/web/json/workflow/currentUsername")[0] == 200
+
+
+@pytest.mark.full
+@pytest.mark.django_db(transaction=True)
+def test_late_replication_gets_one_second_try_and_both_findings_are_shown(deployed, standins, own_tomcat_control):
+    tb = standins
+    flag = "/opt/joget/wflow/standin-stale-once"
+    tb.host_exec(tb.app_servers[0], f"touch {flag}", check=True)
+    try:
+        lines, error, _ = _run_post_test(deployed)
+    finally:
+        tb.host_exec(tb.app_servers[0], f"rm -f {flag}")
+    print("\n".join(lines))
+    assert error is None, "\n".join(lines)
+    first = next(line for line in lines if line.startswith("✗ failover, first try:"))
+    assert "answered with counts 2-4, expected 6-8" in first
+    assert any("trying failover once more with a new session" in line for line in lines)
+    final = next(line for line in lines if line.startswith("✓ failover:"))
+    assert final.endswith("counts 6-8 (second try; the first: " + first.split("first try: ")[1] + ")")
+    assert [line.split(":")[0] for line in lines if line.startswith("✓ rejoin")] == ["✓ rejoin", "✓ rejoin"]
+    # The flag was used up by the first try (the second ran with replication working).
+    assert tb.host_exec(tb.app_servers[0], f"test -e {flag}").returncode != 0
 
 
 @pytest.mark.full
