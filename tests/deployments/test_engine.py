@@ -186,3 +186,25 @@ def test_worker_killed_mid_step_is_marked_failed_and_resume_completes(cluster, l
     dep = finished(dep)
     assert dep.status == "succeeded"
     assert all(r.attempt == 2 for r in dep.runs.all())
+
+
+def test_steps_starting_on_a_node_at_once_share_one_ssh_connection(cluster, monkeypatch):
+    # Four steps of one node start together: one connect, one connection (each used to open its own and
+    # leave all but the last unclosed).
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nodes import ssh
+
+    opened = []
+    real_open = ssh.open_connection
+    monkeypatch.setattr(ssh, "open_connection", lambda node, **kw: opened.append(node.name) or real_open(node, **kw))
+    node = cluster.app_servers().get(name="app1")
+    pool = engine.ConnectionPool()
+    try:
+        with ThreadPoolExecutor(4) as ex:
+            conns = list(ex.map(lambda _: pool.get(999, node), range(4)))
+        assert opened == ["app1"]
+        assert len({id(c) for c in conns}) == 1 and conns[0].run("hostname").stdout.strip() == "app1"
+    finally:
+        pool.close_deployment(999)
+    assert not conns[0].is_active
