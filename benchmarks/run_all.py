@@ -438,9 +438,6 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="worker threads (production: 32)")
     parser.add_argument("--workers", type=int, default=1,
                         help="Celery worker processes, each with --concurrency threads (make run: one per core)")
-    parser.add_argument("--only-last-advances", action="store_true",
-                        help="experiment: only the last run of a step to finish advances the plan "
-                             "(benchmarks/worker_probe.py); not what the console does")
     parser.add_argument("--json", help="also write every figure to this file")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -456,8 +453,7 @@ def main() -> int:
     if "deploy" not in skip:
         ansible_run.ensure_venv(log)
         work = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / "var"))
-        env = {"BENCH_TRACE": str(work / "trace.jsonl"), "MEDIA_ROOT": str(work / "media"),
-               "BENCH_ONLY_LAST_ADVANCES": "1" if args.only_last_advances else ""}
+        env = {"BENCH_TRACE": str(work / "trace.jsonl"), "MEDIA_ROOT": str(work / "media")}
         try:
             sizes, memory = deployments(args, sizes_wanted, repeat, tools, work, env)
         finally:

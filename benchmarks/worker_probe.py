@@ -1,7 +1,7 @@
 """Timing probes inside the Celery worker, for the deployment benchmark only.
 
 Loaded by `celery worker --include benchmarks.worker_probe` when BENCH_TRACE names a file. It wraps,
-without changing them, the engine's `run_step` and `advance`, the SSH connection's `open` and `run`, the
+without changing them, the engine's `_execute` (one step run) and `advance`, the SSH connection's `open` and `run`, the
 SFTP upload, and the database work of the thread that runs a step, and appends one JSON line per step
 run (and per separate `advance` task) to BENCH_TRACE. Times are self times: a connection opened inside
 `run` counts as connect, not as remote work.
@@ -17,9 +17,6 @@ import threading
 import time
 
 TRACE = os.environ.get("BENCH_TRACE", "")
-# An experiment, off by default: what the deployment would take if only the last run of a step to finish
-# called advance() (runs of other steps depend on all runs of a step, so earlier finishes free nothing).
-ONLY_LAST_ADVANCES = os.environ.get("BENCH_ONLY_LAST_ADVANCES") == "1"
 _local = threading.local()
 _write_lock = threading.Lock()
 
@@ -96,15 +93,15 @@ def install() -> None:
     tomcat.upload = timed("sftp", tomcat.upload)
     DatabaseWrapper.get_new_connection = timed("db_connect", DatabaseWrapper.get_new_connection)
 
-    original_run, original_advance = engine.run_step, engine.advance
+    original_execute, original_advance = engine._execute, engine.advance
 
-    def run_step(run_id):
-        rec = {"run": run_id, "start": time.time()}
+    def execute(run, secrets):
+        rec = {"run": run.pk, "start": time.time()}
         _local.rec, _local.stack = rec, []
         t0 = time.perf_counter()
         try:
             with connection.execute_wrapper(_db_wrapper):
-                return original_run(run_id)
+                return original_execute(run, secrets)
         finally:
             rec["wall"] = time.perf_counter() - t0
             rec["end"] = time.time()
@@ -112,17 +109,6 @@ def install() -> None:
             _write(rec)
 
     def advance(deployment_id):
-        rec = getattr(_local, "rec", None)
-        if rec is not None:  # inside run_step: its time is the step's
-            if ONLY_LAST_ADVANCES and _others_unfinished(rec["run"]):
-                rec["advance_skipped"] = True
-                return None
-            _enter()
-            t0 = time.perf_counter()
-            try:
-                return original_advance(deployment_id)
-            finally:
-                _leave("advance", time.perf_counter() - t0)
         rec = {"advance": deployment_id, "start": time.time()}
         _local.rec, _local.stack = rec, []
         t0 = time.perf_counter()
@@ -134,16 +120,7 @@ def install() -> None:
             _local.rec = None
             _write(rec)
 
-    def _others_unfinished(run_id) -> bool:
-        """After this run's own final write (committed): does another run of its step still run? The last
-        one to commit always sees every other one finished, so some run always advances."""
-        from deployments.models import StepRun
-
-        me = StepRun.objects.values("deployment_id", "step").get(pk=run_id)
-        return StepRun.objects.filter(deployment_id=me["deployment_id"], step=me["step"]).exclude(
-            status__in=StepRun.FINISHED).exists()
-
-    engine.run_step, engine.advance = run_step, advance
+    engine._execute, engine.advance = execute, advance
 
 
 if TRACE:

@@ -17,6 +17,11 @@ def run_step(run_id: int) -> None:
     engine.run_step(run_id)
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=False)
+def run_steps(run_ids: list[int]) -> None:
+    engine.run_steps(run_ids)
+
+
 @shared_task
 def sweep_steps() -> int:
     return engine.sweep()

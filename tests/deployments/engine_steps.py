@@ -66,6 +66,16 @@ class Slow(_AppServerStep):
 
 
 @register
+class Later(_AppServerStep):
+    key = "test.later"
+    title = "Writes a file; registered after test.slow, so its task is queued behind test.slow's"
+
+    def probe(self, ctx):
+        change = ctx.want_file("/tmp/jcc-later", "done\n")
+        return [change] if change else []
+
+
+@register
 class Secret(_AppServerStep):
     key = "test.secret"
     title = "Handles the database password"

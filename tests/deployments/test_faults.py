@@ -261,32 +261,34 @@ def test_redis_restart_mid_step_loses_no_line_and_the_sweeper_requeues_the_lost_
                                                                                       private_broker, settings):
     broker, worker = private_broker
     ticks(light_testbed, app1=30, app2=30)
-    dep = engine.start(cluster, steps=["test.slow"])
-    first = wait_for(lambda: dep.runs.filter(status=S.RUNNING, lines__text="tick 3").first(), timeout=30,
-                     message="a step to tick")
-    # One worker thread: the other node's run waits in Redis, and goes down with it.
-    other = dep.runs.exclude(pk=first.pk).get()
-    assert other.status == S.QUEUED
+    dep = engine.start(cluster, steps=["test.slow", "test.later"])
+    wait_for(lambda: dep.runs.filter(status=S.RUNNING, lines__text="tick 3").first(), timeout=30,
+             message="a step to tick")
+    # One worker thread, busy with test.slow (one task for both nodes): test.later's task waits in Redis,
+    # and goes down with it.
+    assert set(dep.runs.filter(step="test.later").values_list("status", flat=True)) == {S.QUEUED}
 
     broker.restart()
-    first = wait_for(lambda: dep.runs.filter(pk=first.pk, status=S.CHANGED).first(), timeout=30,
-                     message="the running step to finish through the broker restart")
+    wait_for(lambda: set(dep.runs.filter(step="test.slow").values_list("status", flat=True)) == {S.CHANGED},
+             timeout=30, message="the running steps to finish through the broker restart")
     assert worker.poll() is None, "the worker died with its broker"
     time.sleep(1.0)
-    other.refresh_from_db()
     dep.refresh_from_db()
-    # A clear state: the deployment runs, the lost run says queued (never started, nothing half-done).
-    assert dep.status == "running" and other.status == S.QUEUED and other.attempt == 0
+    later = list(dep.runs.filter(step="test.later"))
+    # A clear state: the deployment runs, the lost runs say queued (never started, nothing half-done).
+    assert dep.status == "running" and {(r.status, r.attempt) for r in later} == {(S.QUEUED, 0)}
 
-    # The sweeper (every STEP_SWEEP_INTERVAL in beat) sends it again; the reconnected worker runs it.
+    # The sweeper (every STEP_SWEEP_INTERVAL in beat) sends them again; the reconnected worker runs them.
     settings.STEP_HEARTBEAT_TIMEOUT = 1
     time.sleep(1.2)
-    assert engine.sweep() == 1
+    assert engine.sweep() == 2
     dep = finished(dep, timeout=30)
-    assert dep.status == "succeeded", {k: v.message for k, v in runs(dep, "test.slow").items()}
-    for r in dep.runs.all():
+    assert dep.status == "succeeded", {(r.step, r.node.name): r.message for r in dep.runs.all()}
+    for r in dep.runs.filter(step="test.slow"):
         assert assert_log_whole(r) == [30]
-        assert r.attempt == 1
+    assert {r.attempt for r in dep.runs.all()} == {1}
+    for host in ("app1", "app2"):
+        assert light_testbed.host_exec(host, "cat /tmp/jcc-later").stdout == "done\n"
 
 
 # -- the database node is down during the prerequisite checks -------------------------------------------------
