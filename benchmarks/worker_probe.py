@@ -95,13 +95,13 @@ def install() -> None:
 
     original_execute, original_advance = engine._execute, engine.advance
 
-    def execute(run, secrets):
+    def execute(run, *args):
         rec = {"run": run.pk, "start": time.time()}
         _local.rec, _local.stack = rec, []
         t0 = time.perf_counter()
         try:
             with connection.execute_wrapper(_db_wrapper):
-                return original_execute(run, secrets)
+                return original_execute(run, *args)
         finally:
             rec["wall"] = time.perf_counter() - t0
             rec["end"] = time.time()

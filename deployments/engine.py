@@ -25,7 +25,7 @@ from nodes import audit, ssh
 from nodes.models import Cluster, Node
 
 from .dbretry import through_restart
-from .logbuffer import LogBuffer, masker
+from .logbuffer import LogBuffer, flusher, masker
 from .models import Deployment, StepRun
 from .steps import StepContext, StepFailed, get_step, plan_steps
 
@@ -290,14 +290,22 @@ def run_steps(run_ids: list[int]) -> None:
         return  # another worker has them, or they were cancelled meanwhile
     runs = list(StepRun.objects.filter(pk__in=run_ids, worker=token, status=S.RUNNING).select_related(
         "deployment__cluster__credential", "node__credential"))
+    if not runs:
+        return
     dep = runs[0].deployment
     for run in runs:
         run.deployment = dep  # one cluster object (and its caches) for every run of the batch
     secrets = cluster_secrets(dep.cluster)
+    # Each run's log buffer joins the flusher now: a run that waits for a free step thread keeps its
+    # heartbeat (the sweeper would take its silence for a dead worker) and sees a Cancel.
+    buffers = [LogBuffer(run, secrets, on_cancel=_canceller(run)) for run in runs]
+    for buf in buffers:
+        flusher.add(buf)
     if len(runs) == 1:
-        _execute(runs[0], secrets)
+        _execute(runs[0], secrets, buffers[0])
     else:
-        list(step_threads().map(lambda run: _in_step_thread(_execute, run, secrets), runs))
+        jobs = [(run, secrets, buf) for run, buf in zip(runs, buffers, strict=True)]
+        list(step_threads().map(lambda job: _in_step_thread(_execute, *job), jobs))
     # Dependencies are whole steps: a run whose step still runs on other nodes cannot make anything
     # ready, so only the last of them to finish advances (sparing the deployment row's lock at scale).
     # Each run's status is committed before it looks, so the last to commit always sees all finished.
@@ -326,59 +334,74 @@ def _in_step_thread(fn, *args) -> None:
     fn(*args)
 
 
-def _execute(run: StepRun, secrets: list[str]) -> None:
+def _canceller(run: StepRun):
+    node = run.node
+    return (lambda: _kill_remote(node, run.pk)) if node else None
+
+
+def _execute(run: StepRun, secrets: list[str], buf: LogBuffer) -> None:
     """One claimed run, start to stored outcome; never raises (a step bug fails the step)."""
-    run_id, dep, node = run.pk, run.deployment, run.node
-    step = get_step(run.step)
-    mask = masker(secrets)
-    status, message, exit_code, changes = S.FAILED, "", None, []
-    with LogBuffer(run, secrets, on_cancel=(lambda: _kill_remote(node, run_id)) if node else None) as buf:
-        buf.info(f"{'Probing' if dep.dry_run else 'Running'} {step.title or step.key}"
-                 f"{' on ' + node.name if node else ''} (attempt {run.attempt})")
-        ctx = StepContext(
-            cluster=dep.cluster, node=node, conn=None, log=buf.info, emit=buf.emit,
-            connect=lambda other: pool.get(dep.pk, other), wrap=_cancellable(run_id), dry_run=dep.dry_run,
-        )
-        try:
-            ctx.conn = pool.get(dep.pk, node) if node else None
-            planned = step.probe(ctx)
-            changes = [c.as_json() for c in planned]
-            if dep.dry_run:
-                for c in planned:
-                    buf.info(f"would {c.description}")
-                status = S.CHANGED if planned else S.OK
-                message = ("would " + "; ".join(c.description for c in planned)) if planned else "Nothing to change."
-            else:
-                if planned:
-                    step.apply(ctx, planned)
-                step.verify(ctx)
-                status = S.CHANGED if planned else S.OK
-                message = "; ".join(c.description for c in planned) if planned else "Already as planned: no change."
-        except StepFailed as exc:
-            message, exit_code = str(exc), exc.exit_code
-        except ssh.SSHError as exc:
-            message = str(exc)
-            if node:
-                pool.discard(dep.pk, node)
-        except Exception as exc:  # noqa: BLE001 - a step bug must fail the step, not hang it
-            log.exception("step %s crashed", run.step)
-            message = f"Internal error in step {run.step}: {type(exc).__name__}: {exc}"
-        changes += [{"description": note, "path": "", "diff": ""} for note in ctx.notes]
-        if status == S.OK and ctx.notes and not dep.dry_run:
-            # Nothing changed, but the step checked things (e.g. the post-deployment test): say which.
-            heads = [note.split(":")[0] for note in ctx.notes]
-            message = f"{message} Checked: {' · '.join(heads)}"
-        if buf.cancelled:
-            status, message = S.CANCELLED, "Cancelled by the admin; the remote command was interrupted."
-        if status == S.FAILED:
-            buf.info(f"FAILED: {mask(message)}")
+    run_id, step, mask = run.pk, get_step(run.step), masker(secrets)
+    exit_code, changes = None, []
+    with buf:
+        if buf.cancelled:  # while it waited for a step thread
+            status, message = S.CANCELLED, "Cancelled before it started."
+            buf.info(f"CANCELLED: {message}")
         else:
-            buf.info(f"{status.upper()}: {mask(message)}")
+            status, message, exit_code, changes = _run(run, step, buf, mask)
     # The database may have restarted while the step ran: these reconnect rather than lose its outcome.
     through_restart(lambda: StepRun.objects.filter(pk=run_id, status=S.RUNNING).update(
         status=status, finished=timezone.now(), exit_code=exit_code, message=mask(message)[:4000],
         hint=step.hint if status == S.FAILED else "", changes=[{k: mask(v) for k, v in c.items()} for c in changes],
     ))
+
+
+def _run(run: StepRun, step, buf: LogBuffer, mask) -> tuple[str, str, int | None, list[dict]]:
+    """Probe, apply, verify: (status, message, exit code, changes)."""
+    run_id, dep, node = run.pk, run.deployment, run.node
+    status, message, exit_code, changes = S.FAILED, "", None, []
+    buf.info(f"{'Probing' if dep.dry_run else 'Running'} {step.title or step.key}"
+             f"{' on ' + node.name if node else ''} (attempt {run.attempt})")
+    ctx = StepContext(
+        cluster=dep.cluster, node=node, conn=None, log=buf.info, emit=buf.emit,
+        connect=lambda other: pool.get(dep.pk, other), wrap=_cancellable(run_id), dry_run=dep.dry_run,
+    )
+    try:
+        ctx.conn = pool.get(dep.pk, node) if node else None
+        planned = step.probe(ctx)
+        changes = [c.as_json() for c in planned]
+        if dep.dry_run:
+            for c in planned:
+                buf.info(f"would {c.description}")
+            status = S.CHANGED if planned else S.OK
+            message = ("would " + "; ".join(c.description for c in planned)) if planned else "Nothing to change."
+        else:
+            if planned:
+                step.apply(ctx, planned)
+            step.verify(ctx)
+            status = S.CHANGED if planned else S.OK
+            message = "; ".join(c.description for c in planned) if planned else "Already as planned: no change."
+    except StepFailed as exc:
+        message, exit_code = str(exc), exc.exit_code
+    except ssh.SSHError as exc:
+        message = str(exc)
+        if node:
+            pool.discard(dep.pk, node)
+    except Exception as exc:  # noqa: BLE001 - a step bug must fail the step, not hang it
+        log.exception("step %s crashed", run.step)
+        message = f"Internal error in step {run.step}: {type(exc).__name__}: {exc}"
+    changes += [{"description": note, "path": "", "diff": ""} for note in ctx.notes]
+    if status == S.OK and ctx.notes and not dep.dry_run:
+        # Nothing changed, but the step checked things (e.g. the post-deployment test): say which.
+        heads = [note.split(":")[0] for note in ctx.notes]
+        message = f"{message} Checked: {' · '.join(heads)}"
+    if buf.cancelled:
+        status, message = S.CANCELLED, "Cancelled by the admin; the remote command was interrupted."
+    if status == S.FAILED:
+        buf.info(f"FAILED: {mask(message)}")
+    else:
+        buf.info(f"{status.upper()}: {mask(message)}")
+    return status, message, exit_code, changes
 
 
 # -- the admin's levers -------------------------------------------------------------------------------

@@ -47,13 +47,13 @@ def celery_queue():
 
 
 @contextlib.contextmanager
-def celery_worker(queue, *, broker_url=None, concurrency=16):
+def celery_worker(queue, *, broker_url=None, concurrency=16, env=None):
     """A real `celery worker` process (threads pool) on `queue`, stopped on exit.
 
-    `broker_url` points it at another broker than the settings' (a test's private Redis).
+    `broker_url` points it at another broker than the settings' (a test's private Redis); `env` adds settings.
     """
     db = settings.DATABASES["default"]
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     env["DATABASE_URL"] = (
         f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     )

@@ -208,3 +208,34 @@ def test_steps_starting_on_a_node_at_once_share_one_ssh_connection(cluster, monk
     finally:
         pool.close_deployment(999)
     assert not conns[0].is_active
+
+
+def test_a_run_waiting_for_a_step_thread_keeps_its_heartbeat_and_can_be_cancelled(cluster, light_testbed, settings,
+                                                                                 celery_queue):
+    """One step thread (STEP_THREADS=1): app2's run is claimed with app1's but waits for the thread. The
+    sweeper must not take it for a dead worker's, and a Cancel reaches it before it starts."""
+    from joget_cluster.celery import app
+    from tests.conftest import celery_worker
+
+    queue = f"{celery_queue}-onethread"
+    light_testbed.host_exec("app1", "echo 60 > /tmp/jcc-slow-ticks")  # 6 s
+    light_testbed.host_exec("app2", "echo 60 > /tmp/jcc-slow-ticks")
+    with celery_worker(queue, concurrency=4, env={"STEP_THREADS": "1"}):
+        app.conf.task_default_queue = queue
+        try:
+            dep = engine.start(cluster, steps=["test.slow"])
+            first = wait_for(lambda: dep.runs.filter(lines__text="tick 2").first(), timeout=30,
+                             message="one run to tick")
+            waiting = dep.runs.exclude(pk=first.pk).get()
+            assert waiting.status == S.RUNNING and not waiting.lines.exists()
+            settings.STEP_HEARTBEAT_TIMEOUT = 3
+            time.sleep(3.5)
+            assert engine.sweep() == 0  # both heartbeats are fresh: the flusher beats for the waiting run too
+            engine.cancel(dep)
+            dep = finished(dep, timeout=30)
+        finally:
+            app.conf.task_default_queue = celery_queue
+    waiting.refresh_from_db()
+    assert dep.status == "cancelled"
+    assert waiting.status == S.CANCELLED and waiting.message == "Cancelled before it started."
+    assert list(waiting.lines.values_list("text", flat=True)) == ["CANCELLED: Cancelled before it started."]

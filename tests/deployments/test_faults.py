@@ -248,6 +248,7 @@ def private_broker(monkeypatch, celery_queue):
 
     monkeypatch.setattr(engine, "_enqueue_advance", sender(tasks.advance_deployment))
     monkeypatch.setattr(engine, "_enqueue_run", sender(tasks.run_step))
+    monkeypatch.setattr(engine, "_enqueue_runs", sender(tasks.run_steps))
     try:
         with celery_worker(queue, broker_url=broker.url, concurrency=1) as worker:
             yield broker, worker
