@@ -17,7 +17,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -62,7 +62,7 @@ def start(cluster: Cluster, *, user=None, dry_run: bool = False, steps: list[str
             StepRun.objects.bulk_create(
                 StepRun(deployment=dep, step=step.key, position=pos, node=node) for pos, step, node in runs
             )
-            transaction.on_commit(lambda: _enqueue_advance(dep.pk))
+            transaction.on_commit(lambda: _first_advance(dep.pk))
     except IntegrityError:
         # Another start won the race between our check and our insert.
         _refuse_if_running(cluster)
@@ -78,6 +78,16 @@ def _refuse_if_running(cluster: Cluster) -> None:
             f"{str(running).capitalize()} is running (started {running.created:%Y-%m-%d %H:%M:%S} by {who}). "
             "Wait for it to finish or cancel it first."
         )
+
+
+def _first_advance(deployment_id: int) -> None:
+    """Queue the first steps from here (the request or command that started the deployment): a broker
+    round trip less before anything runs. Should that fail, a worker does it."""
+    try:
+        advance(deployment_id)
+    except DatabaseError:
+        log.exception("advancing deployment %s in place failed; a worker will", deployment_id)
+        _enqueue_advance(deployment_id)
 
 
 def _enqueue_advance(deployment_id: int) -> None:

@@ -57,6 +57,9 @@ def file_diff(path: str, old: bytes | None, new: bytes) -> str:
     )
 
 
+UNREAD = object()  # want_file(): the step has not read the file: read it
+
+
 @dataclass
 class StepContext:
     """What a step sees while it runs on one node (or on the cluster)."""
@@ -95,10 +98,11 @@ class StepContext:
         return (conn or self.conn).read_file(path)
 
     def want_file(self, path: str, content: bytes | str, *, mode: str = "0644", owner: str = "",
-                  description: str = "") -> Change | None:
-        """A Change if the file on the node differs from `content`, else None."""
+                  description: str = "", on_node: bytes | None | object = UNREAD) -> Change | None:
+        """A Change if the file on the node differs from `content`, else None. `on_node`: the file as the
+        step has just read it (None: absent), which spares a second read over SSH."""
         data = content.encode() if isinstance(content, str) else content
-        current = self.read_file(path)
+        current = self.read_file(path) if on_node is UNREAD else on_node
         if current == data:
             return None
         return Change(

@@ -135,7 +135,7 @@ class ServerXml(_AppServerStep):
 
     def probe(self, ctx):
         node = ctx.node
-        current = ctx.read_file(server_xml(node))
+        current = on_node = ctx.read_file(server_xml(node))
         if current is None and ctx.dry_run:
             # A dry run before tomcat.base has made the base: show the edits on the file it will copy.
             try:
@@ -150,7 +150,7 @@ class ServerXml(_AppServerStep):
             check_multicast(ctx, ip)
         spec = cluster_spec(ctx.cluster, node, ip)
         change = want_xml(ctx, server_xml(node), current, xmledit.set_jvm_route(node.jvm_route),
-                          xmledit.set_cluster(spec), what="server.xml")
+                          xmledit.set_cluster(spec), what="server.xml", on_node=on_node)
         if change:
             kind = "multicast" if spec.multicast else f"static, {len(spec.others)} other member(s)"
             change.description = f"server.xml: jvmRoute {node.jvm_route}, Cluster ({kind})"
@@ -177,9 +177,10 @@ class Hosts(_AppServerStep):
         if hostname.split(".", 1)[0] == "localhost":
             raise StepFailed(f"{ctx.node.name} is named {hostname!r}: give it a real host name (hostnamectl "
                              "set-hostname) so that it can resolve to its own address.")
-        current = (ctx.read_file("/etc/hosts") or b"").decode("utf-8", "replace")
+        on_node = ctx.read_file("/etc/hosts")
+        current = (on_node or b"").decode("utf-8", "replace")
         change = ctx.want_file("/etc/hosts", fix_hosts(current, hostname, ip), mode="0644", owner="root:root",
-                               description=f"/etc/hosts: {hostname} → {ip}")
+                               description=f"/etc/hosts: {hostname} → {ip}", on_node=on_node)
         return [change] if change else []
 
     def verify(self, ctx):

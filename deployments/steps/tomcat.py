@@ -23,6 +23,7 @@ from deployments.models import Artifact
 from nodes.ssh import NodeConnection, quote
 
 from . import Change, Step, StepContext, StepFailed, register
+from .base import UNREAD
 
 if TYPE_CHECKING:
     from nodes.models import Node
@@ -305,14 +306,14 @@ class NodeStep(Step):
 
 
 
-def want_xml(ctx: StepContext, path: str, current: bytes, *edits, what: str) -> Change | None:
-    """A Change writing `path` when the edits alter it (owned by the service user, not world-readable)."""
+def want_xml(ctx: StepContext, path: str, current: bytes, *edits, what: str, on_node=UNREAD) -> Change | None:
+    """A Change writing `path` when the edits alter it (owned by the service user, not world-readable).
+    `current` is what the edits start from; `on_node`, as in want_file, the file as just read from the node."""
     try:
         new = xmledit.edit(current, *edits, what=what)
     except xmledit.XmlEditError as exc:
         raise StepFailed(f"{path}: {exc}") from None
-    change = ctx.want_file(path, new, mode="0640", owner=OWNER)
-    return change
+    return ctx.want_file(path, new, mode="0640", owner=OWNER, on_node=on_node)
 
 
 def node_hostname(ctx: StepContext) -> str:
@@ -467,9 +468,10 @@ class TomcatBase(_AppServerStep):
                         f"for f in {quote(src)}/*; do n=$(basename \"$f\"); "
                         f"[ -e {quote(b)}/conf/\"$n\" ] || cp -R \"$f\" {quote(b)}/conf/; done",
             ))
-        current = ctx.read_file(server_xml(node)) or ctx.read_file(f"{src}/server.xml")
+        on_node = ctx.read_file(server_xml(node))
+        current = on_node or ctx.read_file(f"{src}/server.xml")
         xml = want_xml(ctx, server_xml(node), current, xmledit.set_http_port(node.http_port),
-                       xmledit.drop_apr_listener, what="server.xml")
+                       xmledit.drop_apr_listener, what="server.xml", on_node=on_node)
         if xml:
             xml.description = f"server.xml: HTTP port {node.http_port}, no AprLifecycleListener"
             changes.append(xml)
