@@ -58,10 +58,13 @@ LINK_OK = ("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN 
 
 
 def _fake_ctx(link: str, route_ok: bool = True):
+    # The node's answer to the one command (the real command runs on the testbed in the step tests).
+    route = "multicast 228.0.0.4 dev eth0\nroute-exit=0\n" if route_ok else \
+        "RTNETLINK answers: Network is unreachable\nroute-exit=2\n"
+
     def run(cmd, **kw):
-        if cmd.startswith("ip -o addr"):
-            return Result(0, f"{ADDR}---\n{link}", "")
-        return Result(0, "multicast 228.0.0.4 dev eth0", "") if route_ok else Result(2, "", "Network is unreachable")
+        assert cmd.startswith("ip -o addr show && echo --- && ip -o link show && echo --- && { ip route get 228.0.0.4")
+        return Result(0, f"{ADDR}---\n{link}---\n{route}", "")
     return SimpleNamespace(node=SimpleNamespace(name="app1"), run=run, log=lambda line: None)
 
 
