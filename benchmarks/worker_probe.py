@@ -1,9 +1,9 @@
 """Timing probes inside the Celery worker, for the deployment benchmark only.
 
 Loaded by `celery worker --include benchmarks.worker_probe` when BENCH_TRACE names a file. It wraps,
-without changing them, the engine's `_execute` (one step run) and `advance`, the SSH connection's `open` and `run`, the
-SFTP upload, and the database work of the thread that runs a step, and appends one JSON line per step
-run (and per separate `advance` task) to BENCH_TRACE. Times are self times: a connection opened inside
+without changing them, the engine's `_execute` (one step run) and `advance`, the SSH connection's `open`
+and `run`, the SFTP upload, and the database work of the thread that runs a step, and appends one JSON
+line per step run and per `advance` to BENCH_TRACE. Times are self times: a connection opened inside
 `run` counts as connect, not as remote work.
 """
 

@@ -25,7 +25,7 @@ from nodes import audit, ssh
 from nodes.models import Cluster, Node
 
 from .dbretry import through_restart
-from .logbuffer import LogBuffer, flusher, masker
+from .logbuffer import LogBuffer, flusher
 from .models import Deployment, StepRun
 from .steps import StepContext, StepFailed, get_step, plan_steps
 
@@ -128,8 +128,7 @@ def advance(deployment_id: int) -> None:
         by_step: dict[str, list[StepRun]] = {}
         for r in runs:
             by_step.setdefault(r.step, []).append(r)
-        runs_by_pk = {r.pk: r for r in runs}
-        to_queue = []
+        to_queue: list[StepRun] = []
         for r in runs:
             if r.status != S.PENDING:
                 continue
@@ -144,12 +143,12 @@ def advance(deployment_id: int) -> None:
                             f"did not succeed ({first.status})."
                 r.save(update_fields=["status", "finished", "message"])
             elif all(o.status in StepRun.DONE for o in blocking):
-                to_queue.append(r.pk)
+                to_queue.append(r)
         if to_queue:
-            StepRun.objects.filter(pk__in=to_queue).update(status=S.QUEUED, heartbeat=timezone.now())
+            StepRun.objects.filter(pk__in=[r.pk for r in to_queue]).update(status=S.QUEUED, heartbeat=timezone.now())
             by_key: dict[str, list[int]] = {}
-            for pk in to_queue:
-                by_key.setdefault(runs_by_pk[pk].step, []).append(pk)
+            for r in to_queue:
+                by_key.setdefault(r.step, []).append(r.pk)
             for pks in by_key.values():  # one task per step, running its nodes together
                 transaction.on_commit(lambda pks=pks: _enqueue_runs(pks))
         statuses = list(dep.runs.values_list("status", flat=True))
@@ -186,6 +185,7 @@ class ConnectionPool:
                 if now - used > self.IDLE:
                     c.close()
                     del self._conns[k]
+                    self._opening.pop(k, None)
             opening = self._opening.setdefault(key, threading.Lock())
         # One connect per node: the steps that start on a node at once wait for the first one's
         # connection instead of each opening (and then leaking) their own.
@@ -312,10 +312,9 @@ def run_steps(run_ids: list[int]) -> None:
     for buf in buffers:
         flusher.add(buf)
     if len(runs) == 1:
-        _execute(runs[0], secrets, buffers[0])
+        _execute(runs[0], buffers[0])
     else:
-        jobs = [(run, secrets, buf) for run, buf in zip(runs, buffers, strict=True)]
-        list(step_threads().map(lambda job: _in_step_thread(_execute, *job), jobs))
+        list(step_threads().map(_in_step_thread, runs, buffers))
     # Dependencies are whole steps: a run whose step still runs on other nodes cannot make anything
     # ready, so only the last of them to finish advances (sparing the deployment row's lock at scale).
     # Each run's status is committed before it looks, so the last to commit always sees all finished.
@@ -337,11 +336,11 @@ def step_threads() -> ThreadPoolExecutor:
         return _step_threads
 
 
-def _in_step_thread(fn, *args) -> None:
+def _in_step_thread(run: StepRun, buf: LogBuffer) -> None:
     # What Celery does around a task for its own threads: drop a connection that is too old or broken
     # (health-checked at its next use), so a database restart between runs costs no run.
     close_old_connections()
-    fn(*args)
+    _execute(run, buf)
 
 
 def _canceller(run: StepRun):
@@ -349,16 +348,17 @@ def _canceller(run: StepRun):
     return (lambda: _kill_remote(node, run.pk)) if node else None
 
 
-def _execute(run: StepRun, secrets: list[str], buf: LogBuffer) -> None:
-    """One claimed run, start to stored outcome; never raises (a step bug fails the step)."""
-    run_id, step, mask = run.pk, get_step(run.step), masker(secrets)
+def _execute(run: StepRun, buf: LogBuffer) -> None:
+    """One claimed run, start to stored outcome; never raises (a step bug fails the step). Its log
+    buffer masks the cluster's secrets, here too for what is stored on the run."""
+    run_id, step, mask = run.pk, get_step(run.step), buf.mask
     exit_code, changes = None, []
     with buf:
         if buf.cancelled:  # while it waited for a step thread
             status, message = S.CANCELLED, "Cancelled before it started."
             buf.info(f"CANCELLED: {message}")
         else:
-            status, message, exit_code, changes = _run(run, step, buf, mask)
+            status, message, exit_code, changes = _run(run, step, buf)
     # The database may have restarted while the step ran: these reconnect rather than lose its outcome.
     through_restart(lambda: StepRun.objects.filter(pk=run_id, status=S.RUNNING).update(
         status=status, finished=timezone.now(), exit_code=exit_code, message=mask(message)[:4000],
@@ -366,7 +366,7 @@ def _execute(run: StepRun, secrets: list[str], buf: LogBuffer) -> None:
     ))
 
 
-def _run(run: StepRun, step, buf: LogBuffer, mask) -> tuple[str, str, int | None, list[dict]]:
+def _run(run: StepRun, step, buf: LogBuffer) -> tuple[str, str, int | None, list[dict]]:
     """Probe, apply, verify: (status, message, exit code, changes)."""
     run_id, dep, node = run.pk, run.deployment, run.node
     status, message, exit_code, changes = S.FAILED, "", None, []
@@ -407,10 +407,7 @@ def _run(run: StepRun, step, buf: LogBuffer, mask) -> tuple[str, str, int | None
         message = f"{message} Checked: {' · '.join(heads)}"
     if buf.cancelled:
         status, message = S.CANCELLED, "Cancelled by the admin; the remote command was interrupted."
-    if status == S.FAILED:
-        buf.info(f"FAILED: {mask(message)}")
-    else:
-        buf.info(f"{status.upper()}: {mask(message)}")
+    buf.info(f"{status.upper()}: {message}")  # the buffer masks secrets in every line
     return status, message, exit_code, changes
 
 

@@ -192,9 +192,9 @@ DEPLOYMENT_STEP_MODULES = [
     "deployments.steps.post_test",
 ]
 DEPLOYMENT_STEP_MODULES += env.list("EXTRA_STEP_MODULES", default=[])
-# A running step whose worker has not been heard from for this long is marked failed.
 # Threads per worker process that run step runs (a step's nodes at once); each holds a database connection.
 STEP_THREADS = env.int("STEP_THREADS", default=32)
+# A running step whose worker has not been heard from for this long is marked failed.
 STEP_HEARTBEAT_TIMEOUT = env.float("STEP_HEARTBEAT_TIMEOUT", default=30.0)
 STEP_SWEEP_INTERVAL = env.float("STEP_SWEEP_INTERVAL", default=10.0)
 CELERY_BEAT_SCHEDULE = {
