@@ -12,8 +12,12 @@ test: export DATABASE_URL := postgres://jcc_test:jcc_test@127.0.0.1:5432/jcc_tes
 test: export CELERY_BROKER_URL := redis://127.0.0.1:6379/15
 test: export ALLOWED_HOSTS := 127.0.0.1,localhost,testserver
 test: export EXTRA_STEP_MODULES := tests.deployments.engine_steps
+test-sqlite: export SECRET_KEY := test-only-secret-key-not-for-production-0123456789
+test-sqlite: export SECRETS_ENCRYPTION_KEY := dGVzdC1vbmx5LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24=
+test-sqlite: export ALLOWED_HOSTS := 127.0.0.1,localhost,testserver
+test-sqlite: export EXTRA_STEP_MODULES := tests.deployments.engine_steps
 
-.PHONY: run test lint venv dev-venv testbed testbed-down
+.PHONY: run test test-sqlite lint venv dev-venv testbed testbed-down
 
 $(VENV)/.installed: requirements.txt
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -31,21 +35,40 @@ dev-venv: $(VENV)/.dev-installed
 run: venv
 	@scripts/run.sh
 
+# The embedded default (`make run`: SQLite, the filesystem broker) runs these too, with their real workers.
+SQLITE_TESTS ?= tests/deployments/test_engine.py tests/deployments/test_plan.py tests/deployments/test_logs.py \
+  tests/deployments/test_wizard.py tests/deployments/test_checklist.py tests/nodes/test_inventory.py \
+  tests/nodes/test_views.py tests/nodes/test_health.py tests/licensing/test_licensing.py \
+  tests/licensing/test_licensing_testbed.py tests/foundation/test_roles.py tests/foundation/test_audit.py \
+  tests/foundation/test_rotate_secrets.py "tests/deployments/test_faults.py::test_a_console_error_around_the_step_fails_its_runs_at_once_with_the_reason"
+SQLITE_ENV = DATABASE_URL=sqlite:///$(CURDIR)/var/test-default.sqlite3 CELERY_BROKER_URL=filesystem://localhost/
+
 test: dev-venv
 	@scripts/test_services.sh
 	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run -v0
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@# A narrowed run (PYTEST_ARGS) skips the second tier: `make test-sqlite` runs it alone.
+	@[ -n "$(PYTEST_ARGS)" ] || { echo "== the same engine, inventory, licensing and page tests on SQLite + filesystem broker"; \
+	  $(SQLITE_ENV) $(VENV)/bin/pytest $(SQLITE_TESTS); }
+
+test-sqlite: dev-venv
+	@scripts/test_services.sh
+	$(SQLITE_ENV) $(VENV)/bin/pytest $(SQLITE_TESTS)
 
 lint: dev-venv
 	$(VENV)/bin/ruff check .
 
 # A sandbox cluster on this machine (root), loaded into the console `make run` serves.
+# TESTBED_PREFIX names another one beside it (its cluster is then "testbed-<prefix>").
+TESTBED_PREFIX ?= tb
 testbed: venv
 	@$(PY) scripts/dev_env.py
 	$(PY) manage.py migrate --noinput -v0
-	$(PY) manage.py testbed up --full --import > var/testbed-inventory.json
+	$(PY) manage.py testbed up --full --import --prefix $(TESTBED_PREFIX) > var/testbed-inventory.json
+	@# Run with sudo: what it wrote under var/ (database, artifacts) goes back to whoever runs `make run`.
+	@chown -R --reference=. var
 	@echo "Inventory in var/testbed-inventory.json; the cluster is in the console. 'make testbed-down' removes it."
 
 testbed-down: venv
-	$(PY) manage.py testbed down
+	$(PY) manage.py testbed down --prefix $(TESTBED_PREFIX)

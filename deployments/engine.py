@@ -25,11 +25,12 @@ from nodes import audit, ssh
 from nodes.models import Cluster, Node
 
 from .dbretry import through_restart
-from .logbuffer import LogBuffer, flusher
-from .models import Deployment, StepRun
+from .logbuffer import LogBuffer, flusher, masker
+from .models import Deployment, LogLine, StepRun
 from .steps import StepContext, StepFailed, get_step, plan_steps
 
 log = logging.getLogger(__name__)
+events = logging.getLogger("deployments.events")  # what an admin watching the terminal wants to see
 S = StepRun.Status
 FAILED_LIKE = (S.FAILED, S.SKIPPED, S.CANCELLED)
 
@@ -63,6 +64,7 @@ def start(cluster: Cluster, *, user=None, dry_run: bool = False, steps: list[str
                 StepRun(deployment=dep, step=step.key, position=pos, node=node) for pos, step, node in runs
             )
             transaction.on_commit(lambda: _first_advance(dep.pk))
+            transaction.on_commit(lambda: events.info("%s started: %d step runs", str(dep).capitalize(), len(runs)))
     except IntegrityError:
         # Another start won the race between our check and our insert.
         _refuse_if_running(cluster)
@@ -162,6 +164,20 @@ def advance(deployment_id: int) -> None:
             dep.finished = timezone.now()
             dep.save(update_fields=["status", "finished"])
             transaction.on_commit(lambda: pool.close_deployment(deployment_id))
+            recap = " ".join(f"{k}={v}" for k, v in dep.recap().items())
+            transaction.on_commit(lambda: events.info("%s %s: %s", str(dep).capitalize(), dep.status, recap))
+            if dep.status == Deployment.Status.SUCCEEDED and not dep.dry_run and "joget.running" in by_step:
+                transaction.on_commit(lambda: _read_system_keys(dep.cluster_id))
+
+
+def _read_system_keys(cluster_id: int) -> None:
+    """Joget now runs on every app server: read each node's system key, so the Licenses page has them
+    without a detour (needs the cluster's Joget admin login)."""
+    from licensing.services import request_reads
+
+    cluster = Cluster.objects.get(pk=cluster_id)
+    if cluster.joget_admin_password:
+        request_reads(cluster)
 
 
 # -- running one step on one node ---------------------------------------------------------------------
@@ -247,11 +263,13 @@ def cluster_secrets(cluster: Cluster) -> list[str]:
     from licensing.models import License
     from nodes.models import Credential, SharedDatabase
 
-    creds = Credential.objects.filter(Q(pk=cluster.credential_id) | Q(node__cluster=cluster))
+    # order_by(): the models' default orderings would put ORDER BY inside the compound statement, which
+    # SQLite refuses (PostgreSQL accepts it).
+    creds = Credential.objects.filter(Q(pk=cluster.credential_id) | Q(node__cluster=cluster)).order_by()
     parts = [creds.values_list("password"), creds.values_list("passphrase"),
-             License.objects.filter(node__cluster=cluster).values_list("license_text")]
+             License.objects.filter(node__cluster=cluster).order_by().values_list("license_text")]
     # UNION (not ALL) keeps each stored value once; every column is an EncryptedTextField, decrypted as read.
-    rows = SharedDatabase.objects.filter(cluster=cluster).values_list("password").union(*parts)
+    rows = SharedDatabase.objects.filter(cluster=cluster).order_by().values_list("password").union(*parts)
     return [v for v in [cluster.joget_admin_password, *(row[0] for row in rows)] if v]
 
 
@@ -298,6 +316,14 @@ def run_steps(run_ids: list[int]) -> None:
     ))
     if not claimed:
         return  # another worker has them, or they were cancelled meanwhile
+    try:
+        _run_claimed(token, run_ids)
+    except Exception as exc:  # noqa: BLE001 - a console bug fails its runs now, with its reason, not by silence
+        log.exception("runs %s failed inside the console", run_ids)
+        _fail_claimed(token, run_ids, exc)
+
+
+def _run_claimed(token: str, run_ids: list[int]) -> None:
     runs = list(StepRun.objects.filter(pk__in=run_ids, worker=token, status=S.RUNNING).select_related(
         "deployment__cluster__credential", "node__credential"))
     if not runs:
@@ -311,16 +337,50 @@ def run_steps(run_ids: list[int]) -> None:
     buffers = [LogBuffer(run, secrets, on_cancel=_canceller(run)) for run in runs]
     for buf in buffers:
         flusher.add(buf)
-    if len(runs) == 1:
-        _execute(runs[0], buffers[0])
-    else:
-        list(step_threads().map(_in_step_thread, runs, buffers))
+    try:
+        if len(runs) == 1:
+            _execute(runs[0], buffers[0])
+        else:
+            list(step_threads().map(_in_step_thread, runs, buffers))
+    except BaseException:
+        for buf in buffers:  # no heartbeat for runs that are about to be failed
+            flusher.remove(buf)
+        raise
+    _advance_after(dep.pk, runs[0].step)
+
+
+def _advance_after(deployment_id: int, step: str) -> None:
     # Dependencies are whole steps: a run whose step still runs on other nodes cannot make anything
     # ready, so only the last of them to finish advances (sparing the deployment row's lock at scale).
     # Each run's status is committed before it looks, so the last to commit always sees all finished.
-    siblings = StepRun.objects.filter(deployment_id=dep.pk, step=runs[0].step).exclude(status__in=StepRun.FINISHED)
+    siblings = StepRun.objects.filter(deployment_id=deployment_id, step=step).exclude(status__in=StepRun.FINISHED)
     if not through_restart(siblings.exists):
-        through_restart(lambda: advance(dep.pk))
+        through_restart(lambda: advance(deployment_id))
+
+
+def _fail_claimed(token: str, run_ids: list[int], exc: Exception) -> None:
+    """The runs this worker claimed but could not carry to an outcome fail at once with the real reason in
+    their log and message (the admin would otherwise wait for the sweeper's "went silent")."""
+    close_old_connections()  # the error may have left this thread's connection unusable
+    first = str(exc).splitlines()[0][:500] if str(exc) else ""
+    message = f"Internal error in the console: {type(exc).__name__}: {first}; see the worker log."
+    try:
+        # Whatever a secret could be, it is not to be shown: mask with the cluster's secrets when they load.
+        dep_id = StepRun.objects.filter(pk=run_ids[0]).values_list("deployment_id", flat=True).first()
+        dep = Deployment.objects.select_related("cluster").get(pk=dep_id)
+        message = masker(cluster_secrets(dep.cluster))(message)
+    except Exception:  # noqa: BLE001, S110 - loading the secrets may be what failed: the message stays as it is
+        pass
+    mine = StepRun.objects.filter(pk__in=run_ids, worker=token, status=S.RUNNING)
+    failed = list(mine.values_list("pk", "deployment_id", "step", "last_seq"))
+    now = timezone.now()
+    LogLine.objects.bulk_create(LogLine(run_id=pk, seq=seq + 1, stream="info", text=f"FAILED: {message}", time=now)
+                                for pk, _, _, seq in failed)
+    for pk, _, _, seq in failed:
+        StepRun.objects.filter(pk=pk, worker=token, status=S.RUNNING).update(
+            status=S.FAILED, finished=now, message=message[:4000], last_seq=seq + 1, hint="")
+    for dep_id, step in {(d, st) for _, d, st, _ in failed}:
+        _advance_after(dep_id, step)
 
 
 _step_threads: ThreadPoolExecutor | None = None
@@ -486,6 +546,13 @@ def sweep() -> int:
         if n:
             touched += 1
             advance(run.deployment_id)
+    # A deployment whose runs have all finished but which is still marked running: its last advance
+    # failed (the error is in that worker's log). Finishing it here frees the cluster for the next one.
+    stuck = Deployment.objects.filter(status=Deployment.Status.RUNNING).exclude(
+        runs__status__in=[s for s in S.values if s not in StepRun.FINISHED])
+    for dep_id in stuck.values_list("pk", flat=True):
+        advance(dep_id)
+        touched += 1
     for run in StepRun.objects.filter(status=S.QUEUED, heartbeat__lt=cutoff):
         StepRun.objects.filter(pk=run.pk, status=S.QUEUED).update(heartbeat=timezone.now())
         _enqueue_run(run.pk)

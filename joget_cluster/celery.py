@@ -2,6 +2,8 @@ import os
 
 from celery import Celery
 
+from . import broker  # noqa: F401 - registers the filesystem transport that writes messages atomically
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "joget_cluster.settings")
 
 app = Celery("joget_cluster")

@@ -122,6 +122,15 @@ if DATABASES["default"]["ENGINE"] not in (
 # queries); checked before reuse, so one cut by a database restart is replaced, not used.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server, the worker's step threads and beat write at once: WAL lets readers go on beside one
+    # writer, IMMEDIATE takes the write lock when a transaction starts (a deferred one that upgrades later
+    # fails at once with "database is locked"), and a writer waits up to 20 s for its turn.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -157,7 +166,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # Celery: Redis in production; with no broker set, a filesystem broker that
 # needs no server, polled often enough that a task starts within ~50 ms.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# "localhost" only names the (serverless) filesystem transport's host: without it kombu warns on every connect.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 if not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "filesystem://")):
     raise ImproperlyConfigured("CELERY_BROKER_URL must be redis://... or filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
@@ -265,7 +275,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"paramiko": {"level": "WARNING"}},
+    "loggers": {
+        "paramiko": {"level": "WARNING"},
+        # A deployment starting or ending: shown in `make run`'s terminal, where the worker logs at WARNING.
+        "deployments.events": {"level": "INFO"},
+    },
 }
 
 # ---- Licensing (licensing/; see docs/licensing.md) -------------------------------------------------

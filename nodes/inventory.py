@@ -21,6 +21,7 @@ from .ssh import SSHError, load_private_key, parse_host_key
 TOP_KEYS = {
     "cluster", "joget_version", "context_path", "wflow_home", "datasource_profile", "multicast",
     "identity_file", "known_hosts", "nodes", "shared_directory", "shared_database", "load_balancer", "artifacts",
+    "joget_admin_user", "joget_admin_password",
 }
 NODE_KEYS = {
     "name", "address", "roles", "ssh_port", "ssh_user", "host_key", "jvm_route", "http_port",
@@ -86,8 +87,9 @@ def load_inventory(data: dict, *, replace: bool = False) -> Cluster:
     if existing:
         existing.delete()
     cluster = Cluster(name=name, credential=credential)
-    for key in ("joget_version", "context_path", "wflow_home", "datasource_profile", "multicast"):
-        if key in data:
+    for key in ("joget_version", "context_path", "wflow_home", "datasource_profile", "multicast",
+                "joget_admin_user", "joget_admin_password"):
+        if data.get(key) is not None:
             setattr(cluster, key, data[key])
     _full_clean("cluster", cluster)
     cluster.save()
@@ -177,8 +179,11 @@ def dump_inventory(cluster: Cluster, *, include_secrets: bool = False) -> dict:
         "wflow_home": cluster.wflow_home,
         "datasource_profile": cluster.datasource_profile,
         "multicast": cluster.multicast,
+        "joget_admin_user": cluster.joget_admin_user,
         "nodes": [],
     }
+    if include_secrets and cluster.joget_admin_password:
+        doc["joget_admin_password"] = cluster.joget_admin_password
     for n in cluster.nodes.order_by("name"):
         nd = {"name": n.name, "address": n.address, "roles": n.roles, "ssh_port": n.ssh_port,
               "ssh_user": n.ssh_user, "host_key": n.host_key}

@@ -13,13 +13,27 @@ $PY manage.py ensure_admin
 
 # The process group ends together: Ctrl-C (or any one of them dying) stops the rest.
 trap 'trap - EXIT INT TERM; kill 0 2>/dev/null; wait' EXIT INT TERM
+# The terminal gets warnings, errors and deployments starting and ending (logger deployments.events);
+# each request and each periodic task goes to var/log/ or nowhere, not to the screen every few seconds.
+mkdir -p var/log
 # Threads, not prefork: deployment steps wait on SSH, so dozens run on two cores.
-.venv/bin/celery -A joget_cluster worker -P threads -c "${WORKER_CONCURRENCY:-32}" -l info \
+.venv/bin/celery -q -A joget_cluster worker -P threads -c "${WORKER_CONCURRENCY:-32}" -l warning \
   --without-gossip --without-mingle &
-.venv/bin/celery -A joget_cluster beat -l info -s var/celerybeat-schedule &
-.venv/bin/gunicorn joget_cluster.wsgi -b "127.0.0.1:${PORT}" --threads 8 --access-logfile - &
-sleep 1
+.venv/bin/celery -q -A joget_cluster beat -l warning -s var/celerybeat-schedule &
+.venv/bin/gunicorn joget_cluster.wsgi -b "127.0.0.1:${PORT}" --threads 8 --log-level warning \
+  --access-logfile var/log/access.log &
+# The URL once the web server answers, not before (curl is not on every fresh machine).
+$PY - "$PORT" <<'PYEOF' || true
+import sys, time, urllib.request
+for _ in range(150):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/login/", timeout=1)  # noqa: S310
+        break
+    except OSError:
+        time.sleep(0.1)
+PYEOF
 echo
 echo "  Joget cluster console: http://127.0.0.1:${PORT}/   (Ctrl-C stops web, worker and beat)"
+echo "  Sign in as 'admin' with the password in var/admin-password.txt. Requests are logged in var/log/access.log."
 echo
 wait -n

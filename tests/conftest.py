@@ -27,7 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     """One test database per pytest process, so several runs on one machine never collide."""
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"test_jcc_{os.getpid()}"
+    name = f"test_jcc_{os.getpid()}"
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        # A file, not SQLite's in-memory test database: the worker processes read the same one.
+        name = str(ROOT / "var" / f"{name}.sqlite3")
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = name
 
 
 @pytest.fixture
@@ -46,17 +50,21 @@ def celery_queue():
     return f"jcc-test-{uuid.uuid4().hex[:8]}"
 
 
+def worker_database_url() -> str:
+    """The test database as a DATABASE_URL, for the worker processes the tests start (either backend)."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
 @contextlib.contextmanager
 def celery_worker(queue, *, broker_url=None, concurrency=16, env=None):
     """A real `celery worker` process (threads pool) on `queue`, stopped on exit.
 
     `broker_url` points it at another broker than the settings' (a test's private Redis); `env` adds settings.
     """
-    db = settings.DATABASES["default"]
-    env = {**os.environ, **(env or {})}
-    env["DATABASE_URL"] = (
-        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    )
+    env = {**os.environ, **(env or {}), "DATABASE_URL": worker_database_url()}
     env["CELERY_QUEUE"] = queue
     if broker_url:
         env["CELERY_BROKER_URL"] = broker_url

@@ -37,6 +37,7 @@ from .packages import preflight
 
 STATE_ROOT = Path("/var/lib/jcc-testbed")
 DEFAULT_PREFIX = "tb"
+STANDIN_ADMIN = ("admin", "admin")  # the stand-in jw.war's default login
 DEFAULT_WFLOW_HOME = "/opt/joget/wflow"
 CATALINA_HOME = "/usr/share/tomcat10"
 INSTALL_PATH = "/opt/joget"
@@ -472,6 +473,9 @@ class Testbed:
             "wflow_home": self.wflow_home,
             "datasource_profile": "default",
             "multicast": True,
+            # The stand-in's own login (docs/standin.md): the console reads system keys with it.
+            "joget_admin_user": STANDIN_ADMIN[0],
+            "joget_admin_password": STANDIN_ADMIN[1],
             "identity_file": str(identity),
             "known_hosts": str(self.state_dir / "known_hosts"),
             "nodes": nodes,

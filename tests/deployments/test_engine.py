@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from deployments import engine
 from deployments.models import LogLine, StepRun
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, wait_for, worker_database_url
 
 pytestmark = [pytest.mark.light, pytest.mark.django_db(transaction=True)]
 S = StepRun.Status
@@ -144,14 +144,10 @@ def test_worker_killed_mid_step_is_marked_failed_and_resume_completes(cluster, l
                                                                      celery_queue):
     """SIGKILL a worker while it runs a step: the sweeper marks the step failed
     (never 'running' forever) and resume finishes the deployment."""
-    from django.conf import settings as dj
-
     from joget_cluster.celery import app
 
-    db = dj.DATABASES["default"]
     queue = f"{celery_queue}-doomed"
-    env = {**os.environ, "CELERY_QUEUE": queue, "DATABASE_URL":
-           f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"}
+    env = {**os.environ, "CELERY_QUEUE": queue, "DATABASE_URL": worker_database_url()}
     log = open(ROOT / "var" / f"test-worker-{queue}.log", "w")  # noqa: SIM115
     doomed = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "joget_cluster", "worker", "-P", "threads", "-c", "4", "-Q", queue,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as dj_settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.urls import reverse
 
 from deployments import checklist, engine
@@ -93,6 +93,24 @@ KEY = "/etc/ssh/ssh_host_ed25519_key"
 
 @pytest.mark.light
 @pytest.mark.django_db(transaction=True)
+def test_a_console_error_around_the_step_fails_its_runs_at_once_with_the_reason(cluster, admin_client):
+    """The worker cannot decrypt a stored secret it loads before any step runs (the encryption key was changed
+    by hand): the runs fail now, saying so in their log and on the page, not 30 s later as 'went silent'."""
+    from licensing.models import License
+
+    lic = License.objects.create(node=cluster.nodes.get(name="app1"))
+    with connection.cursor() as cur:  # a value another key encrypted: the ORM would encrypt it with ours
+        cur.execute("UPDATE licensing_license SET license_text = %s WHERE id = %s", ["gAAAAAB-other-key", lic.pk])
+    dep = finished(engine.start(cluster, steps=["test.marker"]), timeout=15)  # the sweeper needs 30 s and more
+    assert dep.status == "failed"
+    reason = "Internal error in the console: ValueError: A stored secret cannot be decrypted"
+    for run in dep.runs.all():
+        assert run.status == S.FAILED and run.message.startswith(reason) and "see the worker log" in run.message
+        assert LogLine.objects.filter(run=run, text__startswith=f"FAILED: {reason}").exists()
+    page = admin_client.get(reverse("deployments:deployment_detail", args=[dep.pk])).content.decode()
+    assert reason in page and "went silent" not in page
+
+
 def test_changed_host_key_stops_the_node_until_the_admin_confirms_it(cluster, light_testbed, admin_client):
     tb = light_testbed
     first = engine.start(cluster, steps=["test.marker"])

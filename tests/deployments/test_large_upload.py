@@ -22,7 +22,7 @@ from django.test import Client
 
 from deployments.models import Artifact
 from nodes.models import Cluster
-from tests.conftest import ROOT
+from tests.conftest import ROOT, worker_database_url
 
 SIZE = 300 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -40,10 +40,7 @@ def _free_port() -> int:
 @pytest.fixture
 def web_server(transactional_db, tmp_path):
     """gunicorn with the options of scripts/run.sh, on the test database, media in a temp dir."""
-    db = settings.DATABASES["default"]
-    env = dict(os.environ, MEDIA_ROOT=str(tmp_path / "media"),
-               DATABASE_URL=f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
-                            f"{db['PORT'] or 5432}/{db['NAME']}")
+    env = dict(os.environ, MEDIA_ROOT=str(tmp_path / "media"), DATABASE_URL=worker_database_url())
     port = _free_port()
     log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(

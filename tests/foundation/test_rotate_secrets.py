@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
@@ -19,6 +18,7 @@ from licensing.models import License
 from nodes.management.commands.rotate_secrets import encrypted_fields
 from nodes.models import AuditEvent, Cluster, Credential, Node, SharedDatabase
 from nodes.services import generate_key_pair
+from tests.conftest import worker_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD, NEW, OTHER = (Fernet.generate_key().decode() for _ in range(3))
@@ -130,9 +130,7 @@ def test_a_value_no_key_reads_stops_the_rotation_and_changes_nothing():
 
 
 def manage(env_keys: str, *args):
-    db = settings.DATABASES["default"]
-    env = {**os.environ, "SECRETS_ENCRYPTION_KEY": env_keys, "DATABASE_URL":
-           f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"}
+    env = {**os.environ, "SECRETS_ENCRYPTION_KEY": env_keys, "DATABASE_URL": worker_database_url()}
     return subprocess.run([sys.executable, "manage.py", "rotate_secrets", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 

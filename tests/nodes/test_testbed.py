@@ -31,7 +31,7 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY_KEYS = {"cluster", "joget_version", "context_path", "wflow_home", "datasource_profile", "multicast",
                   "identity_file", "known_hosts", "nodes", "shared_directory", "shared_database", "load_balancer",
-                  "artifacts"}
+                  "artifacts", "joget_admin_user", "joget_admin_password"}
 
 
 def assert_nothing_left(prefix: str) -> None:
@@ -64,6 +64,7 @@ def small_testbed():
 def test_inventory_has_what_the_console_needs(light_testbed):
     inv = light_testbed
     assert set(inv) == INVENTORY_KEYS
+    assert (inv["joget_admin_user"], inv["joget_admin_password"]) == ("admin", "admin")  # the stand-in's login
     assert [n["name"] for n in inv["nodes"]] == ["lb", "app1", "app2", "db"]
     apps = [n for n in inv["nodes"] if "app_server" in n["roles"]]
     assert [n["jvm_route"] for n in apps] == ["node01", "node02"]

@@ -1,3 +1,4 @@
+import logging
 import sys
 import time
 
@@ -23,6 +24,8 @@ class Command(BaseCommand):
         except Cluster.DoesNotExist:
             raise CommandError(f"No cluster named {cluster!r}.") from None
         keys = [s.strip() for s in steps.split(",") if s.strip()]
+        # This command says itself that it started (on stdout, for scripts); the event line would repeat it.
+        logging.getLogger("deployments.events").setLevel(logging.WARNING)
         try:
             dep = engine.start(obj, dry_run=dry_run, steps=keys)
         except engine.DeploymentRefused as exc:

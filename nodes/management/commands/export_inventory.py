@@ -12,7 +12,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("cluster")
-        parser.add_argument("--include-secrets", action="store_true", help="Include the database password.")
+        parser.add_argument("--include-secrets", action="store_true",
+                            help="Include the secrets (the shared database and Joget admin passwords).")
 
     def handle(self, *args, cluster, include_secrets, **options):
         try:
