@@ -320,11 +320,11 @@ def run_client(ctx: StepContext, source, *, conn=None, password: str | None = No
     tmp = made.stdout.strip()
     try:
         data = io.BytesIO(source.encode()) if isinstance(source, str) else source
-        conn.put(data, f"{tmp}/input.sql")
+        conn.upload(data, f"{tmp}/input.sql")
         if password is None:
             opts = f'{ROOT_OPTS}"$client" "$@"'
         else:
-            conn.put(io.BytesIO(client_option_file(password).encode()), f"{tmp}/client.cnf")
+            conn.upload(io.BytesIO(client_option_file(password).encode()), f"{tmp}/client.cnf")
             opts = f'"$client" --defaults-extra-file={quote(tmp + "/client.cnf")}'
         cmd = (f"{CLIENT}; {opts} --batch --skip-column-names --default-character-set=utf8mb4 {args} "
                f"< {quote(tmp + '/input.sql')}; rc=$?; rm -rf {quote(tmp)}; exit $rc")
