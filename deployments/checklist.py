@@ -42,19 +42,20 @@ class Item:
 
 # -- the checks ---------------------------------------------------------------------------------------
 
-def as_service_user(command: str) -> str:
-    """`command` as the Tomcat service user, who writes the shared directory; as root (a shell of its own)
-    when that user does not exist yet. Either way files there are only made with mktemp (a new, random
-    name), so nothing the service user planted is ever opened."""
-    user = SERVICE_USER
-    return (f"if id -u {user} >/dev/null 2>&1; then runuser -u {user} -- sh -c {quote(command)}; "
-            f"else sh -c {quote(command)}; fi")
+def in_shared_directory(cluster: Cluster, command: str) -> str:
+    """`command` as the Tomcat service user where it can write the shared directory (Joget writes there as
+    that user), else as root (before the deployment gives the directory to it). The commands only make
+    new files with mktemp (a random name, never an existing path) and remove them: either way nothing
+    that the service user planted there is opened."""
+    user, d = SERVICE_USER, quote(cluster.wflow_home)
+    return (f"if id -u {user} >/dev/null 2>&1 && runuser -u {user} -- test -w {d}; then "
+            f"runuser -u {user} -- sh -c {quote(command)}; else sh -c {quote(command)}; fi")
 
 
 def check_shared_directory(cluster: Cluster, node: Node) -> Outcome:
     d = quote(cluster.wflow_home)
-    write = as_service_user(f"f=$(mktemp {quote(cluster.wflow_home + '/.jcc-check-XXXXXXXX')} 2>/dev/null) "
-                            '&& rm -f -- "$f"')
+    template = quote(cluster.wflow_home + "/.jcc-check-XXXXXXXX")
+    write = in_shared_directory(cluster, f'f=$(mktemp {template} 2>/dev/null) && rm -f -- "$f"')
     script = (
         f"if [ ! -d {d} ]; then echo 'missing'; exit 2; fi; "
         f"if mountpoint -q {d}; then echo 'mounted'; else echo 'not a mount point'; fi; "
@@ -83,7 +84,7 @@ def check_same_directory(cluster: Cluster, node: None) -> Outcome:
     template = quote(f"{cluster.wflow_home}/.jcc-same-{secrets.token_hex(8)}-XXXXXX")
     first, others = servers[0], servers[1:]
     with ssh.open_connection(first) as conn:
-        w = conn.run(as_service_user(f"mktemp {template}"), timeout=30)
+        w = conn.run(in_shared_directory(cluster, f"mktemp {template}"), timeout=30)
     made = w.stdout.strip()
     if not w.ok or not made.startswith(f"{cluster.wflow_home}/.jcc-same-"):
         return Outcome(False, f"could not write a token on {first.name}: {w.stderr.strip()}",
@@ -93,12 +94,12 @@ def check_same_directory(cluster: Cluster, node: None) -> Outcome:
     try:
         for other in others:
             with ssh.open_connection(other) as conn:
-                r = conn.run(as_service_user(f"test -f {path}"), timeout=30)
+                r = conn.run(f"test -f {path}", timeout=30)  # only whether it exists: nothing is read
             if not r.ok:
                 missing.append(other.name)
     finally:
         with ssh.open_connection(first) as conn:
-            conn.run(as_service_user(f"rm -f -- {path}"), timeout=30)
+            conn.run(f"rm -f -- {path}", timeout=30)  # unlink never follows a symlink
     if missing:
         return Outcome(False, f"a file written on {first.name} is not seen on {', '.join(missing)}",
                        f"{', '.join(missing)} must mount the same share at {cluster.wflow_home} "
