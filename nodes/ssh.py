@@ -65,7 +65,7 @@ UNSAFE_EXIT = 5
 DIR_OWNER_SH = r"""dir_owner() {
   _a=$1; _d=$1
   while [ ! -e "$_d" ]; do _d=${_d%/*}; [ -n "$_d" ] || _d=/; done
-  _r=$(readlink -f -- "$_d") && [ -d "$_r" ] || { echo "$_a: not a directory" >&2; return 5; }
+  _r=$(readlink -f -- "$_d") && [ -d "$_r" ] || { echo "$_a: not a directory" >&2; return 1; }
   set --
   for _p in "$_d" "$_r"; do
     while [ "$_p" != / ]; do set -- "$@" "$_p"; _p=${_p%/*}; [ -n "$_p" ] || _p=/; done
@@ -79,13 +79,13 @@ DIR_OWNER_SH = r"""dir_owner() {
   return 5
 }
 as_dir_owner() {
-  _u=$(dir_owner "$1") || return 5; shift
+  _u=$(dir_owner "$1") || return; shift
   if [ "$_u" = root ]; then "$@"; else runuser -u "$_u" -- "$@"; fi
 }"""
 
 # The write itself, after DIR_OWNER_SH and S (private stage), P, M, OU, OG, B are set (see write_file).
 _WRITE_SH = r"""D=${P%/*}; N=${P##*/}; [ -n "$D" ] || D=/
-U=$(dir_owner "$D") || exit 5
+U=$(dir_owner "$D") || exit
 [ -d "$D" ] || as_dir_owner "$D" mkdir -p -- "$D" || exit 1
 R=$(readlink -f -- "$D")
 if [ "$U" = root ]; then

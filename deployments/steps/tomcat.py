@@ -437,7 +437,7 @@ class TomcatBase(_AppServerStep):
                           "| head -n 5; true", quiet=True, timeout=60).stdout.split()
         if changes or foreign:
             changes.append(Change(f"give {b} to {SERVICE_USER}" + (f" ({', '.join(foreign)} …)" if foreign else ""),
-                                  command=f"chown -R {OWNER} {quote(b)}"))
+                                  command=f"chown -R -h {OWNER} {quote(b)}"))
         return changes
 
     def verify(self, ctx):
