@@ -85,12 +85,11 @@ def install() -> None:
     from django.db.backends.postgresql.base import DatabaseWrapper
 
     from deployments import engine
-    from deployments.steps import tomcat
     from nodes import ssh
 
     ssh.NodeConnection.open = timed("connect", ssh.NodeConnection.open)
     ssh.NodeConnection.run = timed("remote", ssh.NodeConnection.run)
-    tomcat.upload = timed("sftp", tomcat.upload)
+    ssh.NodeConnection._stage = timed("sftp", ssh.NodeConnection._stage)
     DatabaseWrapper.get_new_connection = timed("db_connect", DatabaseWrapper.get_new_connection)
 
     original_execute, original_advance = engine._execute, engine.advance

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from licensing.joget import direct_opener
 from nodes import ssh
 from nodes.models import Cluster, LoadBalancer, Node, SharedDatabase
 
 from .models import CheckResult, CheckRun
+from .steps.tomcat import SERVICE_USER
 
 quote = ssh.quote
 
@@ -40,13 +42,24 @@ class Item:
 
 # -- the checks ---------------------------------------------------------------------------------------
 
+def in_shared_directory(cluster: Cluster, command: str) -> str:
+    """`command` as the Tomcat service user where it can write the shared directory (Joget writes there as
+    that user), else as root (before the deployment gives the directory to it). The commands only make
+    new files with mktemp (a random name, never an existing path) and remove them: either way nothing
+    that the service user planted there is opened."""
+    user, d = SERVICE_USER, quote(cluster.wflow_home)
+    return (f"if id -u {user} >/dev/null 2>&1 && runuser -u {user} -- test -w {d}; then "
+            f"runuser -u {user} -- sh -c {quote(command)}; else sh -c {quote(command)}; fi")
+
+
 def check_shared_directory(cluster: Cluster, node: Node) -> Outcome:
     d = quote(cluster.wflow_home)
+    template = quote(cluster.wflow_home + "/.jcc-check-XXXXXXXX")
+    write = in_shared_directory(cluster, f'f=$(mktemp {template} 2>/dev/null) && rm -f -- "$f"')
     script = (
         f"if [ ! -d {d} ]; then echo 'missing'; exit 2; fi; "
         f"if mountpoint -q {d}; then echo 'mounted'; else echo 'not a mount point'; fi; "
-        f"f={d}/.jcc-check-$(hostname)-$$; if (echo ok > \"$f\") 2>/dev/null && rm -f \"$f\"; "
-        "then echo 'writable'; else echo 'not writable'; exit 3; fi; "
+        f"if {write}; then echo 'writable'; else echo 'not writable'; exit 3; fi; "
         f"df -hP {d} | awk 'NR==2 {{print $4\" free on \"$1}}'"
     )
     with ssh.open_connection(node) as conn:
@@ -66,25 +79,27 @@ def check_same_directory(cluster: Cluster, node: None) -> Outcome:
     servers = list(cluster.app_servers())
     if len(servers) < 2:
         return Outcome(True, "one app server: nothing to compare")
-    token = secrets.token_hex(8)
-    name = f".jcc-same-{token}"
-    path = quote(f"{cluster.wflow_home}/{name}")
+    # The token is the file's name (made by mktemp, empty): nothing is ever written into or read from a file
+    # there that the service user could have replaced.
+    template = quote(f"{cluster.wflow_home}/.jcc-same-{secrets.token_hex(8)}-XXXXXX")
     first, others = servers[0], servers[1:]
     with ssh.open_connection(first) as conn:
-        w = conn.run(f"echo {token} > {path}", timeout=30)
-    if not w.ok:
+        w = conn.run(in_shared_directory(cluster, f"mktemp {template}"), timeout=30)
+    made = w.stdout.strip()
+    if not w.ok or not made.startswith(f"{cluster.wflow_home}/.jcc-same-"):
         return Outcome(False, f"could not write a token on {first.name}: {w.stderr.strip()}",
                        f"Fix the shared directory on {first.name} first.")
+    path = quote(made)
     missing = []
     try:
         for other in others:
             with ssh.open_connection(other) as conn:
-                r = conn.run(f"cat {path} 2>/dev/null", timeout=30)
-            if r.stdout.strip() != token:
+                r = conn.run(f"test -f {path}", timeout=30)  # only whether it exists: nothing is read
+            if not r.ok:
                 missing.append(other.name)
     finally:
         with ssh.open_connection(first) as conn:
-            conn.run(f"rm -f {path}", timeout=30)
+            conn.run(f"rm -f -- {path}", timeout=30)  # unlink never follows a symlink
     if missing:
         return Outcome(False, f"a file written on {first.name} is not seen on {', '.join(missing)}",
                        f"{', '.join(missing)} must mount the same share at {cluster.wflow_home} "
@@ -134,8 +149,9 @@ def check_database(cluster: Cluster, node: Node) -> Outcome:
 
 
 def _http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    """GET from the node itself: no proxy, no redirect followed (a 3xx is the answer)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - http URL built from validated fields
+        with direct_opener().open(url, timeout=timeout) as resp:
             return resp.status, resp.read(2000).decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(2000).decode("utf-8", "replace")

@@ -274,25 +274,35 @@ def cluster_secrets(cluster: Cluster) -> list[str]:
 
 
 def _pidfile(run_id: int) -> str:
-    return f"/tmp/jcc-step-{run_id}.pid"
+    # In a directory only root can enter (created 0700 by the wrapper): nobody else can plant a pid for Cancel.
+    return f"{STEP_PID_DIR}/{int(run_id)}.pid"
+
+
+STEP_PID_DIR = "/run/jcc-steps"
 
 
 def _cancellable(run_id: int):
-    """Run each command in its own session and note its process group, so that
+    """Run each command in its own session and note its process group (pid and start time), so that
     Cancel can kill exactly what this step started on the node."""
-    pidfile = _pidfile(run_id)
+    pidfile = ssh.quote(_pidfile(run_id))
 
     def wrap(command: str) -> str:
-        inner = f"echo $$ > {pidfile}; exec sh -c \"$1\""
+        # Shell built-ins only (this runs before every command); field 22 of /proc/PID/stat is the start time.
+        inner = (f"[ -d {STEP_PID_DIR} ] || mkdir -m 0700 -p {STEP_PID_DIR}; c=$1; read -r s < /proc/$$/stat; "
+                 f"set -- ${{s##*) }}; echo \"$$ ${{20}}\" > {pidfile}; exec sh -c \"$c\"")
         return f"setsid -w sh -c {ssh.quote(inner)} jcc {ssh.quote(command)}"
 
     return wrap
 
 
 def _kill_remote(node: Node, run_id: int) -> None:
+    # Only a group this run started: a pid above 1 whose process still has the start time noted with it.
+    check = (f"read -r p t < {ssh.quote(_pidfile(run_id))} && case $p in ''|*[!0-9]*) exit 1;; esac && "
+             "[ \"$p\" -gt 1 ] && read -r s < /proc/$p/stat && set -- ${s##*) } && [ \"${20}\" = \"$t\" ] && "
+             "kill -TERM -- -\"$p\"")
     try:
         with ssh.open_connection(node) as c:
-            c.run(f"p=$(cat {_pidfile(run_id)} 2>/dev/null) && kill -TERM -- -\"$p\"", timeout=15)
+            c.run(check, timeout=15)
     except ssh.SSHError as exc:
         log.warning("cancel of run %s on %s: %s", run_id, node.name, exc)
 

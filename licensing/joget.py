@@ -116,6 +116,12 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def direct_opener(*handlers) -> urllib.request.OpenerDirector:
+    """A urllib opener for asking a node itself: no proxy from the environment (http_proxy), and
+    redirects answered as they are (an HTTPError with the 3xx status), never followed."""
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect(), *handlers)
+
+
 class JogetConsole:
     """One logged-in session with one node's Joget console."""
 
@@ -130,10 +136,7 @@ class JogetConsole:
         self.timeout = timeout or settings.JOGET_HTTP_TIMEOUT
         self.label = label or f"{address}:{port}"
         self.cookies = http.cookiejar.CookieJar()
-        # ProxyHandler({}) ignores http_proxy from the environment: the request must reach the node itself.
-        self._opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect()
-        )
+        self._opener = direct_opener(urllib.request.HTTPCookieProcessor(self.cookies))
         self.requests: list[tuple[str, str, int]] = []  # (method, url, status): what was asked of whom
 
     @classmethod

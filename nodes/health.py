@@ -184,8 +184,9 @@ def gather_script(node: NodeJob, wflow_home: str, db_node: bool, lb_node: bool) 
             "else echo wflow_missing=1; echo @@df; df -Pk / 2>/dev/null; echo @@end; fi",
             f"P=$(pgrep -d, -f '{tomcat_re}')",
             'if [ -n "$P" ]; then echo @@procs; ps -ww -o pid=,etimes=,args= -p "$P"; echo @@end; fi',
-            'L="$B/logs/catalina.out"',
-            'if [ -f "$L" ]; then echo @@repl; tail -c 4000000 "$L" | grep -aE '
+            # Read as the logs directory's owner: the service user may have made catalina.out a symlink.
+            ssh.DIR_OWNER_SH + '\nL="$B/logs/catalina.out"',
+            'if [ -f "$L" ]; then echo @@repl; as_dir_owner "$B/logs" tail -c 4000000 -- "$L" | grep -aE '
             "'Replication member added|Received member disappeared|Starting service \\[|Server version name' "
             "| tail -n 200; echo @@end; else echo catalina_out_missing=1; fi",
         ]
@@ -1112,8 +1113,9 @@ def fetch_catalina_tail(tail_id: int) -> None:
     tail = CatalinaTail.objects.select_related("node__credential", "node__cluster__credential").get(pk=tail_id)
     path = catalina_out_path(tail.node)
     q = ssh.quote
-    command = (f"test -f {q(path)} || {{ echo 'no such file: '{q(path)} >&2; exit 3; }}; "
-               f"tail -n {int(tail.lines)} {q(path)} | tail -c {CATALINA_TAIL_MAX_BYTES}")
+    command = ssh.as_dir_owner(path.rsplit("/", 1)[0], (
+        f"test -f {q(path)} || {{ echo 'no such file: '{q(path)} >&2; exit 3; }}; "
+        f"tail -n {int(tail.lines)} -- {q(path)} | tail -c {CATALINA_TAIL_MAX_BYTES}"))
     text, error = "", ""
     try:
         with ssh.open_connection(tail.node, connect_timeout=setting("HEALTH_SSH_TIMEOUT")) as conn:

@@ -10,13 +10,14 @@ that policy before the first byte is sent.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import shlex
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import paramiko
@@ -43,6 +44,76 @@ class HostKeyMismatch(SSHError):
 
 class ConnectFailed(SSHError):
     pass
+
+
+class RemoteFileError(SSHError):
+    """A file could not be read or written on the node (the connection itself is fine)."""
+
+
+class UnsafePath(RemoteFileError):
+    """A file operation refused: root would act in a directory that other users can change."""
+
+
+UNSAFE_EXIT = 5
+
+# Shell functions (no values inside: paths come as arguments) that say who may act in a directory.
+# dir_owner DIR prints `root` when root alone can change DIR and every directory above it (as given
+# and as resolved; a sticky /tmp above is fine), else the user owning DIR; a directory owned by root
+# that others can still change (through a parent, or group/other write) is refused (exit 5).
+# as_dir_owner DIR CMD... runs CMD as that user. DIR may not exist yet: its nearest existing parent
+# decides. A symlink planted by a service user is then only ever followed with that user's rights.
+DIR_OWNER_SH = r"""dir_owner() {
+  _a=$1; _d=$1
+  while [ ! -e "$_d" ]; do _d=${_d%/*}; [ -n "$_d" ] || _d=/; done
+  _r=$(readlink -f -- "$_d") && [ -d "$_r" ] || { echo "$_a: not a directory" >&2; return 1; }
+  set --
+  for _p in "$_d" "$_r"; do
+    while [ "$_p" != / ]; do set -- "$@" "$_p"; _p=${_p%/*}; [ -n "$_p" ] || _p=/; done
+  done
+  _bad=$({ stat -L -c '%u %a 0' -- / "$@"; stat -L -c '%u %a 1' -- "$_d" "$_r"; } | while read -r _o _m _f; do
+    [ "$_o" = 0 ] && { [ $(( 0$_m & 022 )) -eq 0 ] || [ "$_f$(( 0$_m & 01000 ))" = 0512 ]; } || echo x; done)
+  [ -z "$_bad" ] && { echo root; return 0; }
+  _u=$(stat -c %U -- "$_r")
+  [ "$_u" != root ] && [ "$_u" != UNKNOWN ] && { echo "$_u"; return 0; }
+  echo "$_a: other users than root can change this directory or one above it: refusing to act in it as root" >&2
+  return 5
+}
+as_dir_owner() {
+  _u=$(dir_owner "$1") || return; shift
+  if [ "$_u" = root ]; then "$@"; else runuser -u "$_u" -- "$@"; fi
+}"""
+
+# The write itself, after DIR_OWNER_SH and S (private stage), P, M, OU, OG, B are set (see write_file).
+_WRITE_SH = r"""D=${P%/*}; N=${P##*/}; [ -n "$D" ] || D=/
+U=$(dir_owner "$D") || exit
+[ -d "$D" ] || as_dir_owner "$D" mkdir -p -- "$D" || exit 1
+R=$(readlink -f -- "$D")
+if [ "$U" = root ]; then
+  [ -n "$M" ] || M=$(stat -L -c %a -- "$R/$N" 2>/dev/null) || M=644
+  [ -n "$OU" ] || { OU=$(stat -L -c %U -- "$R/$N" 2>/dev/null) && OG=$(stat -L -c %G -- "$R/$N"); } || OU=root
+  if [ "$B" = 1 ] && [ -f "$R/$N" ]; then
+    K=$(mktemp -- "$R/$N.bak-$(date +%Y%m%d%H%M%S)-XXXXXX") && cp -p -- "$R/$N" "$K" || exit 1
+  fi
+  T=$(mktemp -- "$R/.$N.jcc-XXXXXX") || exit 1
+  install -m "$M" -o "$OU" ${OG:+-g "$OG"} -- "$S/data" "$T" && mv -f -T -- "$T" "$R/$N" || { rm -f -- "$T"; exit 1; }
+else
+  runuser -u "$U" -- sh -c '
+    set -e; R=$1; N=$2; M=$3
+    if [ -n "$4" ] && [ "$4" != "$(id -un)" ]; then
+      echo "$R belongs to $(id -un), who writes there (never root): $N cannot belong to $4" >&2; exit 1; fi
+    [ -n "$M" ] || { [ ! -L "$R/$N" ] && M=$(stat -c %a -- "$R/$N" 2>/dev/null); } || M=644
+    if [ "$6" = 1 ] && { [ -f "$R/$N" ] || [ -L "$R/$N" ]; }; then
+      K=$(mktemp -- "$R/$N.bak-$(date +%Y%m%d%H%M%S)-XXXXXX"); cp -pP -- "$R/$N" "$K"; fi
+    T=$(mktemp -- "$R/.$N.jcc-XXXXXX"); trap "rm -f -- \"$T\"" EXIT
+    cat > "$T"; chmod "$M" "$T"; [ -z "$5" ] || chgrp "$5" "$T"; mv -f -T -- "$T" "$R/$N"' \
+    sh "$R" "$N" "$M" "$OU" "$OG" "$B" < "$S/data"
+fi"""
+
+
+def as_dir_owner(directory: str, command: str) -> str:
+    """A shell command running `command` as whoever controls `directory` (see DIR_OWNER_SH): how to read
+    a file that a service user could have replaced with a symlink (a log shown to viewers)."""
+    return f"{DIR_OWNER_SH}\nas_dir_owner {quote(directory)} sh -c {quote(command)}"
 
 
 def parse_host_key(line: str) -> paramiko.PKey:
@@ -299,40 +370,99 @@ class NodeConnection:
             )
         return Result(r.exited, r.stdout, r.stderr)
 
+    # -- files: one reader, one writer --------------------------------------------------------------
+    #
+    # Root never opens, writes or chowns a path that another user could have planted: every file
+    # operation in a directory is done by whoever controls that directory (see DIR_OWNER_SH).
+
+    def upload(self, fileobj, remote: str) -> None:
+        """Copy a file object to `remote` over an SFTP channel of its own, closed afterwards.
+
+        Fabric keeps one SFTP client per connection, and steps running in parallel on a node share
+        the connection: two uploads at once on that client deadlock (paramiko's SFTP client is not
+        thread-safe). Separate SFTP channels on the same SSH transport are independent.
+        """
+        if self._conn is None:
+            self.open()
+        sftp = self._conn.client.open_sftp()
+        try:
+            sftp.putfo(fileobj, remote)
+        finally:
+            sftp.close()
+
+    def _stage(self, data) -> str:
+        """Upload `data` (bytes or a binary file object) as `<dir>/data` in a new private directory
+        (0700, an unguessable name that must not exist yet, like mktemp -d); returns the directory."""
+        if self._conn is None:
+            self.open()
+        stage = f"/tmp/jcc-stage-{uuid.uuid4().hex}"
+        fileobj = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+        sftp = self._conn.client.open_sftp()
+        try:
+            sftp.mkdir(stage, 0o700)  # fails if the name exists: nobody else's directory is ever used
+            sftp.chmod(stage, 0o700)  # whatever the server's umask
+            sftp.putfo(fileobj, f"{stage}/data")
+        except OSError as exc:
+            raise RemoteFileError(f"{self.target.label}: could not upload to a private directory in /tmp: "
+                                  f"{exc}") from None
+        finally:
+            sftp.close()
+        return stage
+
+    @contextlib.contextmanager
+    def staged(self, data) -> Iterator[str]:
+        """`with conn.staged(data) as path:` the node's path of `data` in a private directory that only
+        the login user (root, or the sudo user) can enter; the directory is removed afterwards."""
+        stage = self._stage(data)
+        try:
+            yield f"{stage}/data"
+        finally:
+            with contextlib.suppress(SSHError):
+                self.run(f"rm -rf {quote(stage)}", timeout=60)
+
     def read_file(self, path: str) -> bytes | None:
-        """The file's bytes, or None when it does not exist."""
-        r = self.run(f"test -f {quote(path)} && base64 -w0 {quote(path)}")
+        """The file's bytes, or None when it does not exist (or its directory's owner cannot read it).
+
+        Read by the user who controls the file's directory (root only where nobody else can change
+        the path), so a symlink planted by a service user never makes root read a file for it."""
+        script = (f"{DIR_OWNER_SH}\nP={quote(path)}; D=${{P%/*}}; [ -n \"$D\" ] || D=/\n"
+                  'as_dir_owner "$D" sh -c \'test -f "$1" && exec base64 -w0 -- "$1"\' sh "$P"')
+        r = self.run(script)
+        if r.exit_code == UNSAFE_EXIT:
+            raise UnsafePath(f"{self.target.label}: {r.stderr.strip()[-300:]}")
         if not r.ok:
             return None
         return base64.b64decode(r.stdout.strip() or b"")
 
-    def write_file(self, path: str, data: bytes, *, mode: str = "0644", owner: str = "", backup: bool = True) -> None:
-        """Write atomically (temp file + rename in the same directory), keeping a
-        dated backup of what was there before."""
-        tmp = f"{path}.jcc-tmp"
-        staging = f"/tmp/jcc-upload-{uuid.uuid4().hex}"
-        with self._sftp_lock:
-            sftp = self._conn.sftp()
-            # Created 0600 before the first byte: a secret is never world-readable, even briefly.
-            with sftp.open(staging, "wb") as fh:
-                fh.chmod(0o600)
-                fh.write(data)
-        script = [f"set -e; mkdir -p $(dirname {quote(path)})"]
-        if backup:
-            backup_name = f"{quote(path)}.bak-$(date +%Y%m%d%H%M%S)"
-            script.append(f"if [ -f {quote(path)} ]; then cp -p {quote(path)} {backup_name}; fi")
-        script.append(f"cat {quote(staging)} > {quote(tmp)}; rm -f {quote(staging)}")
-        script.append(f"chmod {quote(mode)} {quote(tmp)}")
-        if owner:
-            script.append(f"chown {quote(owner)} {quote(tmp)}")
-        script.append(f"mv -f {quote(tmp)} {quote(path)}")
-        r = self.run("; ".join(script))
-        if not r.ok:
-            raise SSHError(f"{self.target.label}: could not write {path}: {r.stderr.strip()[-300:]}")
+    def write_file(self, path: str, data, *, mode: str = "", owner: str = "", backup: bool = True,
+                   sha256: str = "") -> None:
+        """Put `data` (bytes, or a binary file object for large files) at `path`, atomically.
 
-    def put(self, local_fileobj, remote_path: str) -> None:
-        with self._sftp_lock:
-            self._conn.put(local_fileobj, remote_path)
+        - mode: octal text ("0640"); "" keeps the mode of the file it replaces (0644 for a new one).
+        - owner: "user" or "user:group"; "" keeps the owner of the file it replaces (root for a new one).
+        - backup: keep what was there as `<path>.bak-<time>-<random>` beside it.
+        - sha256: the expected checksum of `data`, checked on the node before anything is replaced.
+
+        The data goes first into a private directory; then, in the target directory, a new file with a
+        random name is filled and renamed over `path` (a symlink at `path` is replaced, never followed).
+        Where only root can change the directory and every directory above it, root does that with
+        `install -m -o -g`; where another user controls it (Tomcat's base, the wflow home), that user
+        does it (runuser), and `owner` must then be that user. Raises RemoteFileError when it cannot.
+        """
+        user, _, group = owner.partition(":")
+        stage = self._stage(data)
+        check = (f'echo {quote(sha256)}"  $S/data" | sha256sum -c --quiet - || '
+                 f'{{ echo "the upload does not have sha256 {sha256}" >&2; exit 4; }}\n' if sha256 else "")
+        script = (f"{DIR_OWNER_SH}\numask 022; S={quote(stage)}; trap 'rm -rf \"$S\"' EXIT\n{check}"
+                  f"P={quote(path)}; M={quote(mode)}; OU={quote(user)}; OG={quote(group)}; B={int(backup)}\n"
+                  f"{_WRITE_SH}")
+        r = self.run(script, timeout=max(120, settings.SSH_COMMAND_TIMEOUT))
+        if not r.ok:
+            why = (r.stderr or r.stdout).strip()[-300:] or f"exit code {r.exit_code}"
+            with contextlib.suppress(SSHError):
+                self.run(f"rm -rf {quote(stage)}", timeout=30)  # when the script did not get to its trap
+            raise (UnsafePath if r.exit_code == UNSAFE_EXIT else RemoteFileError)(
+                f"{self.target.label}: could not write {path}: {why}")
 
     def interrupt(self) -> None:
         """Drop the session from another thread: the running command's channel

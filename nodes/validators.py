@@ -119,7 +119,8 @@ def validate_db_user(value: str) -> None:
 def validate_password(value: str) -> None:
     # Anything printable goes; the writers quote it. Control characters (C0, DEL, C1) would
     # break properties files and terminals, and NUL cannot cross a shell.
-    if any(unicodedata.category(c) == "Cc" for c in value or ""):
+    # U+2028/U+2029 (Zl, Zp) are line breaks too for Python's splitlines() and for JavaScript.
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value or ""):
         raise ValidationError("A password cannot contain control characters or line breaks.", code="invalid_password")
     # The MySQL client reads option files in 4 KB lines: a longer password line would be cut, and its
     # rest read as options of its own (any option, e.g. plugin-dir). 256 characters stay far below.

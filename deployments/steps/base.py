@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from nodes.ssh import NodeConnection, Result, quote
+from nodes.ssh import NodeConnection, RemoteFileError, Result, quote
 
 if TYPE_CHECKING:
     from nodes.models import Cluster, Node
@@ -38,7 +38,7 @@ class Change:
     description: str
     path: str = ""
     content: bytes | None = None
-    mode: str = "0644"
+    mode: str = ""  # as NodeConnection.write_file: "" keeps the mode of the file it replaces (0644 if new)
     owner: str = ""
     diff: str = ""
     command: str = ""
@@ -95,9 +95,19 @@ class StepContext:
         return result
 
     def read_file(self, path: str, conn: NodeConnection | None = None) -> bytes | None:
-        return (conn or self.conn).read_file(path)
+        try:
+            return (conn or self.conn).read_file(path)
+        except RemoteFileError as exc:
+            raise StepFailed(str(exc)) from None
 
-    def want_file(self, path: str, content: bytes | str, *, mode: str = "0644", owner: str = "",
+    def write_file(self, path: str, data, *, conn: NodeConnection | None = None, **options) -> None:
+        """NodeConnection.write_file on this node (or `conn`); a refusal or failure fails the step."""
+        try:
+            (conn or self.conn).write_file(path, data, **options)
+        except RemoteFileError as exc:
+            raise StepFailed(str(exc)) from None
+
+    def want_file(self, path: str, content: bytes | str, *, mode: str = "", owner: str = "",
                   description: str = "", on_node: bytes | None | object = UNREAD) -> Change | None:
         """A Change if the file on the node differs from `content`, else None. `on_node`: the file as the
         step has just read it (None: absent), which spares a second read over SSH."""
@@ -135,7 +145,7 @@ class Step:
         for change in changes:
             ctx.log(f"→ {change.description}")
             if change.content is not None:
-                ctx.conn.write_file(change.path, change.content, mode=change.mode, owner=change.owner)
+                ctx.write_file(change.path, change.content, mode=change.mode, owner=change.owner)
             if change.command:
                 ctx.run(change.command, timeout=change.timeout, check=True)
 

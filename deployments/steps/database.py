@@ -271,10 +271,10 @@ def service_command(action: str, f: ServerFacts) -> str:
     """start or restart the server: systemd if it runs; else the init script when every /etc/mysql file it
     needs exists (Debian's needs debian.cnf and debian-start); else mysqld_safe itself, detached."""
     if f.systemd and f.unit:
-        return f"systemctl {action} {f.unit}"
+        return f"systemctl {action} {quote(f.unit)}"  # read back from the node: quoted like any value
     if f.initd and not f.initd_missing:
         # Output to a file: the script leaves a logger process holding whatever stdout it was given.
-        return (f"l=$(mktemp); /etc/init.d/{f.initd} {action} </dev/null >\"$l\" 2>&1; rc=$?; cat \"$l\"; "
+        return (f"l=$(mktemp); {quote('/etc/init.d/' + f.initd)} {action} </dev/null >\"$l\" 2>&1; rc=$?; cat \"$l\"; "
                 f"rm -f \"$l\"; exit $rc")
     log = f.defaults.get("log-error", "")
     tail = f"tail -n 20 {quote(log)} >&2; " if log.startswith("/") else ""
@@ -320,11 +320,11 @@ def run_client(ctx: StepContext, source, *, conn=None, password: str | None = No
     tmp = made.stdout.strip()
     try:
         data = io.BytesIO(source.encode()) if isinstance(source, str) else source
-        conn.put(data, f"{tmp}/input.sql")
+        conn.upload(data, f"{tmp}/input.sql")
         if password is None:
             opts = f'{ROOT_OPTS}"$client" "$@"'
         else:
-            conn.put(io.BytesIO(client_option_file(password).encode()), f"{tmp}/client.cnf")
+            conn.upload(io.BytesIO(client_option_file(password).encode()), f"{tmp}/client.cnf")
             opts = f'"$client" --defaults-extra-file={quote(tmp + "/client.cnf")}'
         cmd = (f"{CLIENT}; {opts} --batch --skip-column-names --default-character-set=utf8mb4 {args} "
                f"< {quote(tmp + '/input.sql')}; rc=$?; rm -rf {quote(tmp)}; exit $rc")
@@ -611,8 +611,8 @@ class Schema(_ManagedStep):
             if getattr(change, "load_schema", False):
                 self._load_schema(ctx, db)
             else:
-                # The SQL as the admin would type it, password hidden; the shell around it is only noise.
-                for line in change.sql.strip().splitlines():
+                # Split on "\n" only: splitlines() also breaks at U+2028 and the like, cutting a password in two.
+                for line in change.sql.strip().split("\n"):
                     ctx.log(f"SQL: {redact(line, db.password)}")
                 r = run_client(ctx, SESSION + change.sql)
                 if not r.ok:

@@ -329,16 +329,11 @@ class Wars(_AppServerStep):
         for remote, _art, local, sha, _patched in self._planned(ctx):
             if remote not in wanted:
                 continue
-            # A hidden name not ending in .war: Tomcat's auto-deployer ignores it until the rename.
-            staging = f"{remote.rsplit('/', 1)[0]}/.{remote.rsplit('/', 1)[1]}.jcc-upload"
+            # The writer's temporary name in webapps is hidden and does not end in .war: Tomcat's
+            # auto-deployer ignores it until the rename.
             ctx.log(f"→ uploading {local.name} ({local.stat().st_size} bytes) to {ctx.node.name}")
             with local.open("rb") as fh:
-                tomcat.upload(ctx.conn, fh, staging)
-            if remote_sha256(ctx, staging) != sha:
-                ctx.run(f"rm -f {quote(staging)}", timeout=30)
-                raise StepFailed(f"{staging} on {ctx.node.name} does not match sha256 {sha} after the upload.")
-            ctx.run(f"chown {tomcat.OWNER} {quote(staging)} && chmod 0644 {quote(staging)} && "
-                    f"mv -f {quote(staging)} {quote(remote)}", check=True, timeout=60)
+                ctx.write_file(remote, fh, mode="0644", owner=tomcat.OWNER, backup=False, sha256=sha)
 
     def verify(self, ctx):
         for remote, _art, _local, sha, _patched in self._planned(ctx):

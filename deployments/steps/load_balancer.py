@@ -285,7 +285,7 @@ class LoadBalancerSite(Step):
             ctx.log(f"→ {change.description}")
             if change.content is not None:
                 old = ctx.read_file(change.path)
-                ctx.conn.write_file(change.path, change.content, mode=change.mode, owner=change.owner)
+                ctx.write_file(change.path, change.content, mode=change.mode, owner=change.owner)
                 undo.append(self._restore_file(change.path, old))
             if change.command:
                 ctx.run(change.command, timeout=change.timeout, check=True)
@@ -309,7 +309,7 @@ class LoadBalancerSite(Step):
             if old is None:
                 ctx.run(f"rm -f {quote(path)}")
             else:
-                ctx.conn.write_file(path, old, backup=False)
+                ctx.write_file(path, old, backup=False)
         return restore
 
     @staticmethod

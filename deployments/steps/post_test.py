@@ -25,7 +25,7 @@ from typing import NoReturn
 from . import register
 from .base import Change, Step, StepContext, StepFailed, quote
 from .load_balancer import ANON_PATH, HTTP_TIMEOUT, MEMBER_RETRY, load_balancer_of, url_host
-from .tomcat import catalina_out
+from .tomcat import read_catalina_out
 
 SESSION_PATH = "/testbed/session"  # the stand-in WAR's session counter (docs/standin.md); real Joget has none
 SESSION_LINE = re.compile(r"^node=(\S+) count=(\d+)")
@@ -433,7 +433,7 @@ def membership_lines(ctx: StepContext, servers: list) -> None:
     """Each app server's recent cluster lines from catalina.out (members added or gone, failed sends)."""
     pattern = "member|unable to send|replicat|sender|faileddetector|tcpfailuredetector"
     for node in servers:
-        ctx.run(f"tail -n 400 {quote(catalina_out(node))} 2>/dev/null | grep -iE {quote(pattern)} | tail -n 12",
+        ctx.run(read_catalina_out(node, f'tail -n 400 -- "$1" 2>/dev/null | grep -iE {quote(pattern)} | tail -n 12'),
                 conn=ctx.connect(node), timeout=30)
 
 

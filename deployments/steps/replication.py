@@ -16,7 +16,7 @@ from deployments import xmledit
 from nodes.ssh import quote
 
 from . import StepFailed, register
-from .tomcat import NodeStep, catalina_out, conf_source, node_hostname, node_ip, server_xml, want_xml
+from .tomcat import NodeStep, catalina_out, conf_source, node_hostname, node_ip, read_catalina_out, server_xml, want_xml
 
 MULTICAST_GROUP = "228.0.0.4"  # Tomcat's default membership address (McastService)
 MEMBER_LINES = ("Replication member added", "memberAdded")
@@ -206,11 +206,12 @@ def _same_ip(value: str) -> str:
 def members_command(node, timeout: int) -> str:
     """Wait for membership lines in catalina.out since Tomcat's last start (the last VersionLoggerListener line)."""
     pattern = "|".join(MEMBER_LINES)
-    return (f"end=$(( $(date +%s) + {int(timeout)} )); while :; do "
-            f"found=$(tac {quote(catalina_out(node))} 2>/dev/null | sed '/{START_MARKER}/q' "
-            f"| grep -E {quote(pattern)} | tac); "
-            f"if [ -n \"$found\" ]; then printf '%s\\n' \"$found\" | tail -n 5; exit 0; fi; "
-            f"[ $(date +%s) -lt $end ] || exit 1; sleep 1; done")
+    return read_catalina_out(node, (
+        f"end=$(( $(date +%s) + {int(timeout)} )); while :; do "
+        f"found=$(tac \"$1\" 2>/dev/null | sed '/{START_MARKER}/q' "
+        f"| grep -E {quote(pattern)} | tac); "
+        f"if [ -n \"$found\" ]; then printf '%s\\n' \"$found\" | tail -n 5; exit 0; fi; "
+        f"[ $(date +%s) -lt $end ] || exit 1; sleep 1; done"))
 
 
 def member_addresses(log_lines: str) -> list[str]:
@@ -237,6 +238,6 @@ class Members(_AppServerStep):
         if r.ok:
             ctx.note(f"{node.name}: replication members {', '.join(member_addresses(r.stdout)) or 'found'}")
         else:
-            ctx.run(f"tail -n 20 {quote(catalina_out(node))}", timeout=30)
+            ctx.run(read_catalina_out(node, 'tail -n 20 -- "$1"'), timeout=30)
             raise StepFailed(f"No replication member joined {node.name}'s Tomcat in {MEMBERS_TIMEOUT} s "
                              f"(no {' / '.join(MEMBER_LINES)} line in {catalina_out(node)} since its start).")

@@ -12,10 +12,8 @@ Other modules (joget.running, the post-deployment test) import `is_running`,
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import re
-import uuid
 from typing import TYPE_CHECKING
 
 from deployments import xmledit
@@ -56,6 +54,12 @@ def pidfile(node: Node) -> str:
 
 def catalina_out(node: Node) -> str:
     return f"{base(node)}/logs/catalina.out"
+
+
+def read_catalina_out(node: Node, command: str) -> str:
+    """`command` (catalina.out is "$1" in it) as the service user, never as root: that user could have made
+    catalina.out a symlink to a file only root may read, and what the command prints is shown."""
+    return f"runuser -u {SERVICE_USER} -- sh -c {quote(command)} sh {quote(catalina_out(node))}"
 
 
 def server_xml(node: Node) -> str:
@@ -136,9 +140,11 @@ def fingerprint_command(node: Node) -> str:
                                                            f"{wflow}/app_datasource-{cluster.datasource_profile}"
                                                            ".properties"]
     listed = " ".join(quote(f) for f in files) + f" {quote(b)}/webapps/*.war"
-    return (f"echo home {quote(home(node))}; cat {quote(home(node) + '/' + ARCHIVE_MARKER)} 2>/dev/null || true; "
-            f"for f in {listed}; do if [ -f \"$f\" ]; then sha256sum \"$f\" 2>/dev/null || echo \"unreadable $f\"; "
-            f"else echo \"missing $f\"; fi; done")
+    # As the service user: these paths are in its directories, and what root would read there is shown.
+    return f"runuser -u {SERVICE_USER} -- sh -c " + quote(
+        f"echo home {quote(home(node))}; cat {quote(home(node) + '/' + ARCHIVE_MARKER)} 2>/dev/null || true; "
+        f"for f in {listed}; do if [ -f \"$f\" ]; then sha256sum \"$f\" 2>/dev/null || echo \"unreadable $f\"; "
+        f"else echo \"missing $f\"; fi; done")
 
 
 def current_fingerprint(ctx: StepContext, node: Node | None = None) -> str:
@@ -161,12 +167,10 @@ def start(ctx: StepContext, node: Node | None = None, *, timeout: float = START_
         ctx.log(f"Tomcat is already running on {node.name} (pid {pid}).")
         return
     b = quote(base(node))
-    fp = quote(f"{base(node)}/{FINGERPRINT}")
+    ctx.write_file(f"{base(node)}/{FINGERPRINT}", current_fingerprint(ctx, node).encode(), mode="0644",
+                   owner=OWNER, backup=False, conn=conn)
     script = "; ".join([
         "set -e",
-        f"{{ {fingerprint_command(node)}; }} > {fp}.tmp",
-        f"chown {OWNER} {fp}.tmp",
-        f"mv -f {fp}.tmp {fp}",
         f"rm -f {quote(pidfile(node))}",  # stale after a crash; catalina.sh would refuse if its pid were reused
         f"cd {b}",
         f"setsid -w runuser -u {SERVICE_USER} -- env {catalina_env(node)} "
@@ -186,8 +190,8 @@ def stop(ctx: StepContext, node: Node | None = None, *, timeout: int = STOP_TIME
     pf = quote(pidfile(node))
     cmd = quote(home(node) + "/bin/catalina.sh")
     # The pid file may be stale or missing (Tomcat started by hand): catalina.sh stop needs the real pid.
+    ctx.write_file(pidfile(node), f"{pid}\n".encode(), mode="0644", owner=OWNER, backup=False, conn=conn)
     script = "; ".join([
-        f"echo {pid} > {pf}; chown {OWNER} {pf}",
         f"{as_service_user(node, cmd)} stop {int(timeout)} -force </dev/null || true",
         f"i=0; while [ -n \"$({pids_command(node)})\" ] && [ $i -lt 10 ]; do sleep 1; i=$((i+1)); done",
         f"if [ -n \"$({pids_command(node)})\" ]; then echo 'still running: kill -9 {pid}'; kill -9 {pid}; sleep 1; fi",
@@ -232,7 +236,7 @@ def wait_for_url(ctx: StepContext, node: Node | None, path: str, *, contains: st
     r = ctx.run(script, conn=conn, quiet=True, timeout=timeout + 60)
     if r.ok:
         return r.stdout.strip()
-    ctx.run(f"tail -n 30 {quote(catalina_out(node))}", conn=conn, timeout=30)
+    ctx.run(read_catalina_out(node, 'tail -n 30 -- "$1"'), conn=conn, timeout=30)
     why = "Tomcat's JVM is not running" if r.exit_code == 3 else f"no answer within {int(timeout)} s"
     raise StepFailed(f"{node_url(node, path)} on {node.name}: {why}. See the end of catalina.out above "
                      f"({catalina_out(node)}).", exit_code=r.exit_code)
@@ -241,62 +245,18 @@ def wait_for_url(ctx: StepContext, node: Node | None, path: str, *, contains: st
 # ---- files on a node ----------------------------------------------------------------------------
 
 
-def upload(conn: NodeConnection, fileobj, remote: str) -> None:
-    """Upload over an SFTP channel of our own, closed afterwards.
-
-    NodeConnection.put goes through Fabric's one cached SFTP client per connection, and the engine
-    shares a connection between the steps that run in parallel on a node: two uploads at once on
-    that client deadlock (paramiko's SFTP client is not thread-safe; reproduced on the testbed).
-    Separate SFTP channels on the same SSH transport are independent.
-    """
-    if conn._conn is None:
-        conn.open()
-    sftp = conn._conn.client.open_sftp()
-    try:
-        sftp.putfo(fileobj, remote)
-    finally:
-        sftp.close()
-
-
-def write_file(ctx: StepContext, path: str, data: bytes, *, mode: str = "0644", owner: str = "",
-               conn: NodeConnection | None = None) -> None:
-    """Write atomically (temp file + rename in the same directory), keeping a dated backup, like
-    NodeConnection.write_file, but uploading through `upload` (see there why), into a private
-    staging directory, and never leaving the content readable by others on the way (datasource
-    files hold the database password)."""
-    conn = conn or ctx.conn
-    stage = f"/tmp/jcc-upload-{uuid.uuid4().hex}"
-    # As the login user (not through sudo): the SFTP upload runs as that user.
-    if not conn.run(f"mkdir -m 0700 {quote(stage)}", sudo=False, timeout=30).ok:
-        raise StepFailed(f"Could not create {stage} on {conn.target.label}.")
-    upload(conn, io.BytesIO(data), f"{stage}/data")
-    p, tmp = quote(path), quote(f"{path}.jcc-tmp")
-    script = [
-        "set -e", f"mkdir -p $(dirname {p})",
-        f"if [ -f {p} ]; then cp -p {p} {p}.bak-$(date +%Y%m%d%H%M%S); fi",
-        f"(umask 077; cat {quote(stage)}/data > {tmp})", f"rm -rf {quote(stage)}", f"chmod {quote(mode)} {tmp}",
-    ]
-    if owner:
-        script.append(f"chown {quote(owner)} {tmp}")
-    script.append(f"mv -f {tmp} {p}")
-    r = ctx.run("; ".join(script), conn=conn, quiet=True, timeout=120)
-    if not r.ok:
-        conn.run(f"rm -rf {quote(stage)}", timeout=30)
-        raise StepFailed(f"Could not write {path}: {(r.stderr or r.stdout).strip()[-300:]}")
-
-
 def apply_changes(ctx: StepContext, changes: list[Change], conn: NodeConnection | None = None) -> None:
-    """Step.apply's default (commands run, files written), with `write_file` for the files."""
+    """Step.apply's default (commands run, files written), on `conn` (another node's) if given."""
     for change in changes:
         ctx.log(f"→ {change.description}")
         if change.content is not None:
-            write_file(ctx, change.path, change.content, mode=change.mode, owner=change.owner, conn=conn)
+            ctx.write_file(change.path, change.content, mode=change.mode, owner=change.owner, conn=conn)
         if change.command:
             ctx.run(change.command, timeout=change.timeout, check=True, conn=conn)
 
 
 class NodeStep(Step):
-    """A step on the app servers whose file changes are written with `write_file`."""
+    """A step on the app servers."""
 
     def targets(self, cluster):
         return list(cluster.app_servers())
@@ -395,26 +355,24 @@ class TomcatInstall(_AppServerStep):
     def apply(self, ctx, changes):
         node, art = ctx.node, _archive(ctx.cluster)
         h = home(node)
-        staging = f"/tmp/jcc-tomcat-{art.sha256[:16]}.tar"
         ctx.log(f"→ uploading {art.original_name} ({art.size} bytes)")
-        with art.file.open("rb") as fh:
-            upload(ctx.conn, fh, staging)
-        new = quote(f"{h}.jcc-new")
-        script = "; ".join([
-            "set -e",
-            f"echo {quote(art.sha256 + '  ' + staging)} | sha256sum -c --quiet -",
-            f"rm -rf {new}", f"mkdir -p {new}",
-            # Tomcat's archives hold one top directory (apache-tomcat-X/); tar detects the compression itself.
-            f"tar -xf {quote(staging)} -C {new} --strip-components=1 --no-same-owner",
-            f"test -f {new}/bin/catalina.sh || {{ echo 'the archive holds no apache-tomcat-*/bin/catalina.sh' >&2; "
-            "exit 3; }",
-            f"chmod 0755 {new}/bin/*.sh",
-            f"echo {quote(art.sha256)} > {new}/{ARCHIVE_MARKER}",
-            f"if [ -e {quote(h)} ]; then mv {quote(h)} {quote(h)}.bak-$(date +%Y%m%d%H%M%S); fi",
-            f"mv {new} {quote(h)}",
-            f"rm -f {quote(staging)}",
-        ])
-        ctx.run(script, check=True, timeout=300)
+        # The archive waits in a private directory: between its checksum and tar, nobody can swap it.
+        with art.file.open("rb") as fh, ctx.conn.staged(fh) as staging:
+            script = "; ".join([
+                "set -e",
+                f"echo {quote(art.sha256 + '  ' + staging)} | sha256sum -c --quiet -",
+                f"mkdir -p {quote(h.rsplit('/', 1)[0] or '/')}",
+                f"new=$(mktemp -d {quote(h + '.jcc-new-XXXXXX')})",
+                # Tomcat's archives hold one top directory (apache-tomcat-X/); tar detects the compression itself.
+                f"tar -xf {quote(staging)} -C \"$new\" --strip-components=1 --no-same-owner",
+                "test -f \"$new\"/bin/catalina.sh || { echo 'the archive holds no apache-tomcat-*/bin/catalina.sh' "
+                ">&2; rm -rf \"$new\"; exit 3; }",
+                "chmod 0755 \"$new\" \"$new\"/bin/*.sh",
+                f"echo {quote(art.sha256)} > \"$new\"/{ARCHIVE_MARKER}",
+                f"if [ -e {quote(h)} ]; then mv -T {quote(h)} \"$(mktemp -u {quote(h + '.bak-XXXXXX')})\"; fi",
+                f"mv -T \"$new\" {quote(h)}",
+            ])
+            ctx.run(script, check=True, timeout=300)
 
     def verify(self, ctx):
         h = home(ctx.node)
@@ -479,7 +437,7 @@ class TomcatBase(_AppServerStep):
                           "| head -n 5; true", quiet=True, timeout=60).stdout.split()
         if changes or foreign:
             changes.append(Change(f"give {b} to {SERVICE_USER}" + (f" ({', '.join(foreign)} …)" if foreign else ""),
-                                  command=f"chown -R {OWNER} {quote(b)}"))
+                                  command=f"chown -R -h {OWNER} {quote(b)}"))
         return changes
 
     def verify(self, ctx):

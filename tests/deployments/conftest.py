@@ -12,6 +12,6 @@ def cluster(light_testbed, celery_worker_process):
     inv["artifacts"] = []
     c = load_inventory(inv, replace=True)
     for host in ("app1", "app2"):
-        light_testbed.host_exec(host, "rm -f /tmp/jcc-marker /tmp/jcc-fail /tmp/jcc-after /tmp/jcc-later "
+        light_testbed.host_exec(host, "rm -f /run/jcc-marker /tmp/jcc-fail /run/jcc-after /run/jcc-later "
                                       "/tmp/jcc-slow-ticks")
     return c

@@ -2,7 +2,9 @@
 
 They are never in the default plan: a test names them with `steps=[...]`.
 Their behaviour is steered by small files on the node, so a test can make one
-node fail, or a step run longer, without any other channel.
+node fail, or a step run longer, without any other channel. The files they write
+are in /run: the console's writer refuses to write as root where other users can
+(as in /tmp).
 """
 
 from deployments.steps import Change, Step, StepFailed, register
@@ -23,11 +25,11 @@ class Marker(_AppServerStep):
     title = "Write a marker file"
 
     def probe(self, ctx):
-        change = ctx.want_file("/tmp/jcc-marker", f"route={ctx.node.jvm_route}\n")
+        change = ctx.want_file("/run/jcc-marker", f"route={ctx.node.jvm_route}\n")
         return [change] if change else []
 
     def verify(self, ctx):
-        if ctx.read_file("/tmp/jcc-marker") != f"route={ctx.node.jvm_route}\n".encode():
+        if ctx.read_file("/run/jcc-marker") != f"route={ctx.node.jvm_route}\n".encode():
             raise StepFailed("marker file does not hold the planned content")
 
 
@@ -50,7 +52,7 @@ class After(_AppServerStep):
     depends_on = ("test.flaky",)
 
     def probe(self, ctx):
-        change = ctx.want_file("/tmp/jcc-after", "done\n")
+        change = ctx.want_file("/run/jcc-after", "done\n")
         return [change] if change else []
 
 
@@ -71,7 +73,7 @@ class Later(_AppServerStep):
     title = "Writes a file; registered after test.slow, so its task is queued behind test.slow's"
 
     def probe(self, ctx):
-        change = ctx.want_file("/tmp/jcc-later", "done\n")
+        change = ctx.want_file("/run/jcc-later", "done\n")
         return [change] if change else []
 
 

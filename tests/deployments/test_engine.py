@@ -81,15 +81,15 @@ def test_one_deployment_at_a_time_and_cancel_interrupts_the_remote_command(clust
 
 
 def test_dry_run_shows_diffs_and_changes_nothing(cluster, light_testbed):
-    light_testbed.host_exec("app1", "echo route=old > /tmp/jcc-marker")
+    light_testbed.host_exec("app1", "echo route=old > /run/jcc-marker")
     dep = finished(engine.start(cluster, dry_run=True, steps=["test.marker"]))
     r = runs(dep, "test.marker")
     assert r["app1"].status == S.CHANGED and r["app2"].status == S.CHANGED
     diff = r["app1"].changes[0]["diff"]
     assert "-route=old" in diff and "+route=node01" in diff
     assert r["app2"].changes[0]["diff"].startswith("--- /dev/null")
-    assert light_testbed.host_exec("app1", "cat /tmp/jcc-marker").stdout == "route=old\n"
-    assert light_testbed.host_exec("app2", "test -e /tmp/jcc-marker; echo $?").stdout.strip() == "1"
+    assert light_testbed.host_exec("app1", "cat /run/jcc-marker").stdout == "route=old\n"
+    assert light_testbed.host_exec("app2", "test -e /run/jcc-marker; echo $?").stdout.strip() == "1"
 
 
 def test_live_log_reaches_the_page_while_the_step_runs(cluster, light_testbed, admin_client):

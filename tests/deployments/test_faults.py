@@ -115,7 +115,7 @@ def test_changed_host_key_stops_the_node_until_the_admin_confirms_it(cluster, li
     tb = light_testbed
     first = engine.start(cluster, steps=["test.marker"])
     assert finished(first).status == "succeeded"
-    tb.host_exec("app1", "rm -f /tmp/jcc-marker", check=True)
+    tb.host_exec("app1", "rm -f /run/jcc-marker", check=True)
     tb.host_exec("app1", f"mkdir -p /etc/jcc-key-backup && cp -p {KEY} {KEY}.pub /etc/jcc-key-backup/", check=True)
     try:
         # The server is reinstalled (or impersonated): a new host key, same address.
@@ -131,7 +131,7 @@ def test_changed_host_key_stops_the_node_until_the_admin_confirms_it(cluster, li
         assert r["app1"].status == S.FAILED
         assert "app1: the host key changed" in r["app1"].message and "Nothing was run" in r["app1"].message
         assert ssh.fingerprint(new_key) in r["app1"].message
-        assert tb.host_exec("app1", "test -e /tmp/jcc-marker; echo $?").stdout.strip() == "1", "it ran on app1"
+        assert tb.host_exec("app1", "test -e /run/jcc-marker; echo $?").stdout.strip() == "1", "it ran on app1"
         # The node page shows the key the server offers now beside the pinned one, with Confirm.
         node = Node.objects.get(cluster=cluster, name="app1")
         assert node.offered_host_key == new_key and node.host_key != new_key
@@ -155,7 +155,7 @@ def test_changed_host_key_stops_the_node_until_the_admin_confirms_it(cluster, li
         dep = finished(dep)
         assert dep.status == "succeeded", runs(dep, "test.marker")["app1"].message
         assert runs(dep, "test.marker")["app1"].status == S.CHANGED
-        assert tb.host_exec("app1", "cat /tmp/jcc-marker").stdout == "route=node01\n"
+        assert tb.host_exec("app1", "cat /run/jcc-marker").stdout == "route=node01\n"
     finally:
         # Put the testbed's own key back: later tests pin it from the inventory.
         tb.host_exec("app1", "cp -p /etc/jcc-key-backup/* /etc/ssh/ && rm -rf /etc/jcc-key-backup", check=True)
@@ -307,7 +307,7 @@ def test_redis_restart_mid_step_loses_no_line_and_the_sweeper_requeues_the_lost_
         assert assert_log_whole(r) == [30]
     assert {r.attempt for r in dep.runs.all()} == {1}
     for host in ("app1", "app2"):
-        assert light_testbed.host_exec(host, "cat /tmp/jcc-later").stdout == "done\n"
+        assert light_testbed.host_exec(host, "cat /run/jcc-later").stdout == "done\n"
 
 
 # -- the database node is down during the prerequisite checks -------------------------------------------------

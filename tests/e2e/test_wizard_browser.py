@@ -56,7 +56,7 @@ def hosts(e2e_testbed):
     yield e2e_testbed
     e2e_testbed.host_exec("app2", f"mount -o remount,bind,rw {wflow}")
     for host in e2e_testbed.app_servers:
-        e2e_testbed.host_exec(host, "rm -f /tmp/jcc-fail /tmp/jcc-slow-ticks /tmp/jcc-marker /tmp/jcc-after")
+        e2e_testbed.host_exec(host, "rm -f /tmp/jcc-fail /tmp/jcc-slow-ticks /run/jcc-marker /run/jcc-after")
 
 
 def test_wizard_end_to_end(live_server, celery_worker_process, admin_user, hosts, inventory_file,
