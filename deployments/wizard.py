@@ -70,7 +70,8 @@ def wizard_start(request):
         return redirect("deployments:wizard_step", cluster.name, "nodes")
     if action == "import" and upload.is_valid():
         try:
-            cluster = load_inventory(json.load(upload.cleaned_data["file"]), replace=upload.cleaned_data["replace"])
+            cluster = load_inventory(json.load(upload.cleaned_data["file"]), replace=upload.cleaned_data["replace"],
+                                     local_root=None)
         except (ValueError, UnicodeDecodeError) as exc:
             upload.add_error("file", f"Not a JSON document: {exc}")
         except InventoryError as exc:
@@ -111,7 +112,10 @@ def wizard_import_testbed(request):
         messages.error(request, f"No running testbed with prefix {prefix!r}.")
         return redirect("deployments:wizard_start")
     try:
-        cluster = load_inventory(Testbed(prefix).inventory(), replace=True)
+        # The testbed's key and stand-in artifacts are read from its own state directory and nowhere else:
+        # the document comes from the state file the `testbed` command wrote, the prefix from a list of those.
+        testbed = Testbed(prefix)
+        cluster = load_inventory(testbed.inventory(), replace=True, local_root=testbed.state_dir)
     except InventoryError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("deployments:wizard_start")

@@ -126,7 +126,7 @@ def cluster_import(request):
     if request.method == "POST" and form.is_valid():
         try:
             data = json.load(form.cleaned_data["file"])
-            cluster = load_inventory(data, replace=form.cleaned_data["replace"])
+            cluster = load_inventory(data, replace=form.cleaned_data["replace"], local_root=None)
         except (ValueError, UnicodeDecodeError) as exc:
             form.add_error("file", f"Not a JSON document: {exc}")
         except InventoryError as exc:

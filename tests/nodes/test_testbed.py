@@ -302,3 +302,19 @@ def test_inventory_imports_into_the_console(light_testbed, settings, tmp_path):
     assert nodes["db"].host_key == light_testbed.node("db")["host_key"]
     assert base64.b64decode(nodes["db"].host_key.split()[1])
     assert cluster.shared_database.password == light_testbed["shared_database"]["password"]
+
+
+@pytest.mark.django_db
+def test_load_a_testbed_button_imports_its_key_and_artifacts(light_testbed, admin_client, settings, tmp_path):
+    """The wizard's button reads the testbed's files from its own state directory (the web import reads none)."""
+    from django.urls import reverse
+
+    from nodes.models import Cluster
+
+    settings.MEDIA_ROOT = tmp_path
+    r = admin_client.post(reverse("deployments:wizard_import_testbed"), {"prefix": light_testbed.prefix})
+    cluster = Cluster.objects.get(name=light_testbed["cluster"])
+    assert r.status_code == 302 and r["Location"].endswith(f"/{cluster.name}/nodes/")
+    assert cluster.credential.private_key.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    schema = cluster.artifacts.get(kind="schema_sql")
+    assert schema.file.read() == (light_testbed.state_dir / "schema.sql").read_bytes()

@@ -67,12 +67,12 @@ class Command(BaseCommand):
 
     def _import(self, inventory: dict) -> None:
         try:
-            from nodes.inventory import load_inventory
+            from nodes.inventory import ANYWHERE, load_inventory
         except ImportError as exc:
             raise CommandError(f"--import: the console's inventory loader is not available ({exc}); "
                                "the hosts are up and the inventory was printed above.") from None
         try:
-            cluster = load_inventory(inventory, replace=True)
+            cluster = load_inventory(inventory, replace=True, local_root=ANYWHERE)
         except Exception as exc:  # noqa: BLE001 - any failure (validation, missing tables) is shown, not traced
             messages = getattr(exc, "messages", None) or [str(exc)]
             hint = " (has `manage.py migrate` been run?)" if "no such table" in str(exc) or "does not exist" in str(
