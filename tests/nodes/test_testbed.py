@@ -314,7 +314,7 @@ def test_load_a_testbed_button_imports_its_key_and_artifacts(light_testbed, admi
     settings.MEDIA_ROOT = tmp_path
     r = admin_client.post(reverse("deployments:wizard_import_testbed"), {"prefix": light_testbed.prefix})
     cluster = Cluster.objects.get(name=light_testbed["cluster"])
-    assert r.status_code == 302 and r["Location"].endswith(f"/{cluster.name}/nodes/")
+    assert r.status_code == 302 and r["Location"] == f"/clusters/{cluster.name}/wizard/nodes/"
     assert cluster.credential.private_key.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
     schema = cluster.artifacts.get(kind="schema_sql")
     assert schema.file.read() == (light_testbed.state_dir / "schema.sql").read_bytes()
