@@ -6,6 +6,7 @@ the process at start-up with a message naming the variable: a console that
 holds root on every server must not start half-configured.
 """
 
+import contextlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -50,11 +51,35 @@ def _fernet_keys(name: str) -> list[str]:
     return keys
 
 
+def _example_values(*names: str) -> set[str]:
+    """Values .env.example gives these variables, commented out or not: public, so never a secret."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for line in (BASE_DIR / ".env.example").read_text().splitlines():
+            name, sep, value = line.lstrip("# ").partition("=")
+            if sep and name.strip() in names and value.strip():
+                found.add(value.strip())
+    return found
+
+
+def _not_an_example(name: str, values: list[str]) -> None:
+    examples = _example_values(name) | EXAMPLE_SECRETS
+    if any(v in examples for v in values):
+        make = ("from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+                if name == "SECRETS_ENCRYPTION_KEY" else "import secrets; print(secrets.token_urlsafe(50))")
+        raise ImproperlyConfigured(f"{name} is the example value from .env.example, which anyone can read. "
+                                   f'Make your own with: python -c "{make}"')
+
+
+# The published example key, also where .env.example is not shipped (e.g. a trimmed image).
+EXAMPLE_SECRETS = {"change-me-to-50-random-characters-python-manage-py-generate_secret_key"}
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = _required("SECRET_KEY")
 if len(SECRET_KEY) < 32 and not DEBUG:
     raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters.")
+_not_an_example("SECRET_KEY", [SECRET_KEY])
 SECRETS_ENCRYPTION_KEYS = _fernet_keys("SECRETS_ENCRYPTION_KEY")
+_not_an_example("SECRETS_ENCRYPTION_KEY", SECRETS_ENCRYPTION_KEYS)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PORT = _port("PORT", 8000)
@@ -206,6 +231,10 @@ SSH_COMMAND_TIMEOUT = env.float("SSH_COMMAND_TIMEOUT", default=600.0)
 
 # ---- Web hardening (issue 9; joget_cluster/security.py) -------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+# A working day, not Django's two weeks: a session left open on a shared machine holds root on every node.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+if SESSION_COOKIE_AGE < 60:
+    raise ImproperlyConfigured("SESSION_COOKIE_AGE is in seconds: use 60 or more (default 28800, 8 hours).")
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 # Pages send the CSRF token in a header from the template (hx-headers), so no script reads the cookie.
