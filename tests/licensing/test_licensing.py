@@ -175,6 +175,18 @@ def test_exports_list_keys_never_licenses(cluster, admin_client):
         assert LICENSE1 not in body and "SIGNATURE" not in body
 
 
+@pytest.mark.parametrize("profile", ["=HYPERLINK(\"http://evil/\",\"x\")", "+1+1", "-2+3+cmd|' /C calc'!A0",
+                                     "@SUM(1)", "\tx", "\rx"])
+def test_csv_export_cells_are_never_formulas(cluster, admin_client, profile):
+    # The profile is read from app_datasource.properties on the node, which the service user can write.
+    read_all(cluster)
+    License.objects.filter(node__name="app1").update(key_profile=profile)
+    r = admin_client.get(reverse("licensing:export_csv", args=["prod"]))
+    rows = list(csv.DictReader(io.StringIO(r.content.decode())))
+    assert rows[0]["profile"] == "'" + profile.replace("\r", " ")
+    assert rows[1]["profile"] == "default" and rows[0]["system_key"] == KEY1
+
+
 def test_system_keys_command(cluster, fakes, capsys):
     call_command("system_keys", "prod", "--format", "json")
     assert json.loads(capsys.readouterr().out) == [
