@@ -307,3 +307,19 @@ def test_django_admin_never_shows_a_license(admin_client, cluster):
     body = admin_client.get(f"/admin/licensing/license/{lic('app1').pk}/change/").content.decode()
     assert LICENSE1 not in body and "JOGE…mnop" in body
     assert admin_client.get("/admin/licensing/license/").status_code == 200
+
+
+@pytest.mark.parametrize("role,sees_raw", [("viewer", False), ("operator", False), ("admin", True)])
+def test_the_raw_license_page_is_for_admins_only(cluster, fakes, client, role, sees_raw):
+    from django.contrib.auth.models import Group, User
+
+    read_all(cluster)
+    fakes[1].page = "<html>Maintenance: internal build 4711 on host jw-int-07</html>"
+    services.read_key(lic("app2").pk)
+    user = User.objects.create_user(f"u-{role}", password="pw-123456789")
+    user.groups.add(Group.objects.get_or_create(name=role)[0])
+    client.force_login(user)
+    page = client.get(reverse("licensing:cluster_licenses", args=["prod"])).content.decode()
+    assert "JOGET_SYSTEM_KEY_PATTERN" in page  # everyone sees why the key could not be read
+    assert ("internal build 4711" in page) is sees_raw
+    assert ('<details class="raw-page">' in page) is sees_raw
