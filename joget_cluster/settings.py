@@ -7,6 +7,7 @@ holds root on every server must not start half-configured.
 """
 
 import contextlib
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -283,6 +284,18 @@ AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "joget_cluster.security.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "nodes.audit.client_ip"
+
+
+def _networks(name: str) -> list:
+    try:
+        return [ipaddress.ip_network(v, strict=False) for v in env.list(name, default=[])]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc} (addresses or networks, comma-separated).") from None
+
+
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks): with one in front, the
+# client's address for lockouts and the audit trail is the last hop they add. Empty: the TCP peer's.
+TRUSTED_PROXIES = _networks("TRUSTED_PROXIES")
 # Successful logins and logouts are in the console's own audit trail (nodes.AuditEvent).
 AXES_DISABLE_ACCESS_LOG = True
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]

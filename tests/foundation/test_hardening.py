@@ -96,6 +96,40 @@ def test_a_successful_login_resets_the_count(client, alice):
         assert login(client, "wrong").status_code == 200
 
 
+def via_proxy(client, password, client_ip, proxy="10.0.0.2"):
+    return client.post("/login/", {"username": "alice", "password": password}, REMOTE_ADDR=proxy,
+                       HTTP_X_FORWARDED_FOR=client_ip)
+
+
+def test_behind_a_trusted_proxy_lockouts_key_on_the_client(client, alice, settings):
+    import ipaddress
+
+    settings.TRUSTED_PROXIES = [ipaddress.ip_network("10.0.0.0/29")]
+    for _ in range(LIMIT):
+        via_proxy(client, "wrong", "203.0.113.9")
+    assert via_proxy(Client(), "right-password-123", "203.0.113.9").status_code == 429
+    # Another client through the same proxy is not locked out, even one that forges the locked address
+    # to the left of what the proxy appended.
+    assert via_proxy(Client(), "right-password-123", "198.51.100.7").status_code == 302
+    assert via_proxy(Client(), "right-password-123", "203.0.113.9, 198.51.100.8").status_code == 302
+    failed = AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN_FAILED)
+    assert {e.source_ip for e in failed} == {"203.0.113.9"}
+
+
+def test_forwarded_for_is_ignored_from_an_untrusted_peer(client, alice, settings):
+    settings.TRUSTED_PROXIES = []
+    for i in range(LIMIT):
+        via_proxy(client, "wrong", f"203.0.113.{i}")  # a client rotating a forged header gains nothing
+    assert via_proxy(Client(), "right-password-123", "198.51.100.7").status_code == 429
+    assert {e.source_ip for e in AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN_FAILED)} == {"10.0.0.2"}
+
+
+def test_a_bad_trusted_proxy_stops_the_start():
+    r = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=production_env(TRUSTED_PROXIES="proxy"),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "TRUSTED_PROXIES" in r.stderr
+
+
 # -- headers and cookies ------------------------------------------------------------------------------------
 
 def test_security_headers_on_a_real_page(admin_client):
