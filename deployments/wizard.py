@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from joget_cluster import uploads
 from joget_cluster.access import Role, admin_required, operator_required, require_role, viewer_required
 from nodes import audit
 from nodes.forms import ClusterForm, InventoryUploadForm
@@ -68,7 +69,7 @@ def wizard_start(request):
         cluster = form.save()
         audit.record(request, audit.Action.CLUSTER_CREATED, target=cluster, details="in the deploy wizard")
         return redirect("deployments:wizard_step", cluster.name, "nodes")
-    if action == "import" and upload.is_valid():
+    if action == "import" and uploads.is_valid(request, upload):
         try:
             cluster = load_inventory(json.load(upload.cleaned_data["file"]), replace=upload.cleaned_data["replace"],
                                      local_root=None)
@@ -148,7 +149,7 @@ def wizard_connect_all(request, name):
 def wizard_upload(request, name):
     cluster = get_object_or_404(Cluster, name=name)
     form = ArtifactUploadForm(request.POST, request.FILES)
-    if not form.is_valid():
+    if not uploads.is_valid(request, form):
         for errors in form.errors.values():
             messages.error(request, " ".join(errors))
         return redirect("deployments:wizard_step", name, "artifacts")

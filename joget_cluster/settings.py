@@ -180,6 +180,17 @@ STORAGES = {
 # Large uploads (WARs, Tomcat archives) stream to a temporary file, never memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# The largest file the console takes (a Joget WAR is a few hundred MB); a larger one is dropped as it
+# arrives (joget_cluster/uploads.py), so no upload can fill the disk.
+UPLOAD_MAX_MB = env.int("UPLOAD_MAX_MB", default=1024)
+if UPLOAD_MAX_MB < 1:
+    raise ImproperlyConfigured("UPLOAD_MAX_MB must be 1 or more.")
+UPLOAD_MAX_BYTES = UPLOAD_MAX_MB * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "joget_cluster.uploads.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # Celery: Redis in production; with no broker set, a filesystem broker that
 # needs no server, polled often enough that a task starts within ~50 ms.

@@ -123,6 +123,18 @@ class GenerateKeyForm(forms.Form):
         return name
 
 
+# An inventory is a few KB even for hundreds of nodes; the document is parsed in memory.
+INVENTORY_MAX_BYTES = 1024 * 1024
+
+
 class InventoryUploadForm(forms.Form):
     file = forms.FileField(help_text="An inventory JSON document (see docs/inventory.md).")
     replace = forms.BooleanField(required=False, help_text="Recreate the cluster if it exists.")
+
+    def clean_file(self):
+        from joget_cluster.uploads import too_large
+
+        upload = self.cleaned_data["file"]
+        if upload.size > INVENTORY_MAX_BYTES:
+            raise forms.ValidationError(too_large("inventory document", INVENTORY_MAX_BYTES))
+        return upload

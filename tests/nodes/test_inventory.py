@@ -186,3 +186,16 @@ def test_a_bounded_import_reads_only_below_its_root(doc, tmp_path, identity, con
         with pytest.raises(InventoryError, match="outside"):
             load_inventory(bad, local_root=root)
         assert not Cluster.objects.filter(name="other").exists()
+
+
+@pytest.mark.parametrize("url,extra", [("nodes:cluster_import", {}),
+                                       ("deployments:wizard_start", {"action": "import"})])
+def test_web_import_refuses_a_document_over_one_megabyte(admin_client, doc, url, extra):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    doc.pop("identity_file"), doc.pop("artifacts")
+    doc["nodes"][0]["padding"] = "x" * (1024 * 1024)  # would be refused anyway, but only after parsing it
+    r = admin_client.post(reverse(url), {**extra, "file": SimpleUploadedFile("inv.json", json.dumps(doc).encode())})
+    assert "The inventory document is larger than 1 MB, the most the console accepts" in r.content.decode()
+    assert not Cluster.objects.exists()
