@@ -66,11 +66,11 @@ def validate_port(value: int) -> None:
 # written by root: one of these, or a parent of one (`/`, `/usr`), would hand the system to that user.
 SYSTEM_DIRECTORIES = frozenset({
     "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt", "/opt",
-    "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+    "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",  # noqa: S108 - directories refused, not used
     "/usr/bin", "/usr/include", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec", "/usr/local",
     "/usr/local/bin", "/usr/local/lib", "/usr/local/sbin", "/usr/local/share", "/usr/sbin", "/usr/share",
     "/usr/src", "/var/backups", "/var/cache", "/var/lib", "/var/local", "/var/log", "/var/mail", "/var/opt",
-    "/var/run", "/var/spool", "/var/tmp", "/var/www",
+    "/var/run", "/var/spool", "/var/tmp", "/var/www",  # noqa: S108 - directories refused, not used
 })
 # Trees that hold only the system's own files (configuration, kernel interfaces, programs, libraries):
 # nothing of a Joget install belongs anywhere inside them.

@@ -418,7 +418,7 @@ class Testbed:
             (self.state_dir / "hosts" / host.name / "unshare.pid").unlink(missing_ok=True)
         with open(self.state_dir / f"{name}.log", "ab") as log:
             # A session of its own: the terminal's Ctrl-C (meant for `up`) must not reach the hosts.
-            proc = subprocess.Popen(["sh", str(script)], stdin=subprocess.DEVNULL, stdout=log,
+            proc = subprocess.Popen(["sh", str(script)], stdin=subprocess.DEVNULL, stdout=log,  # noqa: S603,S607 - our generated script; root's PATH
                                     stderr=subprocess.STDOUT, start_new_session=True, env=HOST_ENV, cwd="/")
         _KEEPERS.setdefault(self.prefix, []).append(proc)
         return proc.pid
@@ -504,7 +504,7 @@ class Testbed:
         state = self.read_state() or {}
         removed = self._stop_processes(state)
         for point in reversed(_mounts_under(self.state_dir)):
-            subprocess.run(["umount", "-l", point], capture_output=True)
+            subprocess.run(["umount", "-l", point], capture_output=True)  # noqa: S603,S607 - fixed tool, a path we listed
             removed.append(f"mount {point}")
         removed += network.delete_network(self.prefix)
         if self.state_dir.exists():
@@ -592,7 +592,7 @@ class Testbed:
         argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
         full = ["ip", "netns", "exec", h["netns"], "nsenter", f"--target={h['pid']}", "--mount", "--uts", "--pid",
                 "--wd=/root", "--", *argv]
-        return subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input, env=HOST_ENV,
+        return subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input, env=HOST_ENV,  # noqa: S603 - argv list, no shell; names validated
                               check=check)
 
     def stop_host(self, name: str, timeout: float = 5.0) -> None:
