@@ -73,7 +73,7 @@ def wizard_start(request):
     if action == "import" and uploads.is_valid(request, upload):
         try:
             cluster = load_inventory(json.load(upload.cleaned_data["file"]), replace=upload.cleaned_data["replace"],
-                                     local_root=None)
+                                     local_root=None, identity=upload.cleaned_data["identity"])
         except (ValueError, UnicodeDecodeError) as exc:
             upload.add_error("file", f"Not a JSON document: {exc}")
         except InventoryError as exc:

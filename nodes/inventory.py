@@ -66,11 +66,13 @@ def _full_clean(where: str, obj, exclude=None) -> None:
 
 
 @transaction.atomic
-def load_inventory(data: dict, *, replace: bool = False, local_root: Path | None = ANYWHERE) -> Cluster:
+def load_inventory(data: dict, *, replace: bool = False, local_root: Path | None = ANYWHERE,
+                   identity: str = "") -> Cluster:
     """Create (or with replace=True, recreate) the cluster the document describes.
 
     Files the document names are read only from below `local_root`. Every view passes None:
-    a document that came over the web and names any file is refused.
+    a document that came over the web and names any file is refused. `identity` is a private key
+    uploaded beside the document, used as `identity_file` would be.
     """
     _check_keys("inventory", data, TOP_KEYS, {"cluster", "nodes"})
     _check_local_paths(data, local_root)
@@ -80,11 +82,13 @@ def load_inventory(data: dict, *, replace: bool = False, local_root: Path | None
         raise InventoryError(f"cluster {name!r} exists already (use --replace to recreate it).")
 
     credential = None
-    if data.get("identity_file"):
+    key_text = identity
+    if data.get("identity_file") and not key_text:
         try:
             key_text = _local_file(data["identity_file"], local_root).read_text()
         except OSError as exc:
             raise InventoryError(f"identity_file: cannot read it: {exc.strerror}.") from None
+    if key_text:
         try:
             pkey = load_private_key(key_text)
         except SSHError as exc:
@@ -183,9 +187,9 @@ def _check_local_paths(data: dict, local_root: Path | None) -> None:
             # from a browser must not make it copy them into a cluster that ships them to a node.
             raise InventoryError(
                 f"{where}: an inventory uploaded to the console cannot name files on the console machine "
-                f"({path!r}). Remove identity_file and artifacts from the document; then add the SSH key "
-                "under Credentials and upload the artifacts in the deploy wizard (or run "
-                "`manage.py import_inventory` on the console machine)."
+                f"({path!r}). Remove identity_file and artifacts from the document; upload the SSH key "
+                "beside it and the artifacts in the deploy wizard (or run `manage.py import_inventory` on the "
+                "console machine)."
             )
         _local_file(path, local_root, where=where)
 

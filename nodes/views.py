@@ -127,7 +127,8 @@ def cluster_import(request):
     if request.method == "POST" and uploads.is_valid(request, form):
         try:
             data = json.load(form.cleaned_data["file"])
-            cluster = load_inventory(data, replace=form.cleaned_data["replace"], local_root=None)
+            cluster = load_inventory(data, replace=form.cleaned_data["replace"], local_root=None,
+                                     identity=form.cleaned_data["identity"])
         except (ValueError, UnicodeDecodeError) as exc:
             form.add_error("file", f"Not a JSON document: {exc}")
         except InventoryError as exc:

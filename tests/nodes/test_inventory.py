@@ -152,7 +152,7 @@ def test_web_import_refuses_files_on_the_console_machine(admin_client, doc, cons
     r = admin_client.post(reverse(url), {**extra, "file": SimpleUploadedFile("inv.json", json.dumps(doc).encode())})
     page = r.content.decode()
     assert r.status_code == 200
-    assert "cannot name files on the console machine" in page and "upload the artifacts" in page
+    assert "cannot name files on the console machine" in page and "upload the SSH key" in page
     assert "the-console-s-own-secret" not in page
     assert not Cluster.objects.exists() and not Artifact.objects.exists()
 
@@ -165,6 +165,26 @@ def test_web_import_without_files_still_works(admin_client, doc):
     r = admin_client.post(reverse("nodes:cluster_import"),
                           {"file": SimpleUploadedFile("inv.json", json.dumps(doc).encode())})
     assert r.status_code == 302 and Cluster.objects.get(name="prod").nodes.count() == 4
+
+
+@pytest.mark.parametrize("url,extra", [("nodes:cluster_import", {}),
+                                       ("deployments:wizard_start", {"action": "import"})])
+def test_web_import_takes_the_ssh_key_as_an_upload(admin_client, doc, identity, url, extra):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    doc.pop("identity_file"), doc.pop("artifacts")
+    files = {"file": SimpleUploadedFile("inv.json", json.dumps(doc).encode()),
+             "identity": SimpleUploadedFile("id_ed25519", b"not a key")}
+    r = admin_client.post(reverse(url), {**extra, **files})
+    assert r.status_code == 200 and not Cluster.objects.exists()
+    files = {"file": SimpleUploadedFile("inv.json", json.dumps(doc).encode()),
+             "identity": SimpleUploadedFile("id_ed25519", identity.read_bytes())}
+    r = admin_client.post(reverse(url), {**extra, **files})
+    assert r.status_code == 302
+    credential = Cluster.objects.get(name="prod").credential
+    assert credential.private_key == identity.read_text()
+    assert credential.public_key == " ".join(identity.with_suffix(".pub").read_text().split()[:2])
 
 
 def test_a_bounded_import_reads_only_below_its_root(doc, tmp_path, identity, console_secret):
