@@ -52,6 +52,10 @@ def _fernet_keys(name: str) -> list[str]:
     return keys
 
 
+# The published example key, also where .env.example is not shipped (e.g. a trimmed image).
+EXAMPLE_SECRETS = {"change-me-to-50-random-characters-python-manage-py-generate_secret_key"}
+
+
 def _example_values(*names: str) -> set[str]:
     """Values .env.example gives these variables, commented out or not: public, so never a secret."""
     found = set()
@@ -72,8 +76,6 @@ def _not_an_example(name: str, values: list[str]) -> None:
                                    f'Make your own with: python -c "{make}"')
 
 
-# The published example key, also where .env.example is not shipped (e.g. a trimmed image).
-EXAMPLE_SECRETS = {"change-me-to-50-random-characters-python-manage-py-generate_secret_key"}
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = _required("SECRET_KEY")
 if len(SECRET_KEY) < 32 and not DEBUG:
