@@ -8,6 +8,7 @@ admin is and shows the way forward.
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.http import Http404
@@ -15,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from joget_cluster import uploads
 from joget_cluster.access import Role, admin_required, operator_required, require_role, viewer_required
 from nodes import audit
 from nodes.forms import ClusterForm, InventoryUploadForm
@@ -68,9 +70,10 @@ def wizard_start(request):
         cluster = form.save()
         audit.record(request, audit.Action.CLUSTER_CREATED, target=cluster, details="in the deploy wizard")
         return redirect("deployments:wizard_step", cluster.name, "nodes")
-    if action == "import" and upload.is_valid():
+    if action == "import" and uploads.is_valid(request, upload):
         try:
-            cluster = load_inventory(json.load(upload.cleaned_data["file"]), replace=upload.cleaned_data["replace"])
+            cluster = load_inventory(json.load(upload.cleaned_data["file"]), replace=upload.cleaned_data["replace"],
+                                     local_root=None, identity=upload.cleaned_data["identity"])
         except (ValueError, UnicodeDecodeError) as exc:
             upload.add_error("file", f"Not a JSON document: {exc}")
         except InventoryError as exc:
@@ -85,6 +88,8 @@ def wizard_start(request):
 
 
 def _running_testbeds() -> list[dict]:
+    if settings.HTTPS:
+        return []  # a production console never takes in a testbed: its hosts run as root on this machine
     try:
         from nodes.testbed import Testbed, known_prefixes
     except ImportError:
@@ -111,7 +116,10 @@ def wizard_import_testbed(request):
         messages.error(request, f"No running testbed with prefix {prefix!r}.")
         return redirect("deployments:wizard_start")
     try:
-        cluster = load_inventory(Testbed(prefix).inventory(), replace=True)
+        # The testbed's key and stand-in artifacts are read from its own state directory and nowhere else:
+        # the document comes from the state file the `testbed` command wrote, the prefix from a list of those.
+        testbed = Testbed(prefix)
+        cluster = load_inventory(testbed.inventory(), replace=True, local_root=testbed.state_dir)
     except InventoryError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("deployments:wizard_start")
@@ -144,7 +152,7 @@ def wizard_connect_all(request, name):
 def wizard_upload(request, name):
     cluster = get_object_or_404(Cluster, name=name)
     form = ArtifactUploadForm(request.POST, request.FILES)
-    if not form.is_valid():
+    if not uploads.is_valid(request, form):
         for errors in form.errors.values():
             messages.error(request, " ".join(errors))
         return redirect("deployments:wizard_step", name, "artifacts")

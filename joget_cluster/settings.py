@@ -6,6 +6,8 @@ the process at start-up with a message naming the variable: a console that
 holds root on every server must not start half-configured.
 """
 
+import contextlib
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -50,11 +52,37 @@ def _fernet_keys(name: str) -> list[str]:
     return keys
 
 
+# The published example key, also where .env.example is not shipped (e.g. a trimmed image).
+EXAMPLE_SECRETS = {"change-me-to-50-random-characters-python-manage-py-generate_secret_key"}
+
+
+def _example_values(*names: str) -> set[str]:
+    """Values .env.example gives these variables, commented out or not: public, so never a secret."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for line in (BASE_DIR / ".env.example").read_text().splitlines():
+            name, sep, value = line.lstrip("# ").partition("=")
+            if sep and name.strip() in names and value.strip():
+                found.add(value.strip())
+    return found
+
+
+def _not_an_example(name: str, values: list[str]) -> None:
+    examples = _example_values(name) | EXAMPLE_SECRETS
+    if any(v in examples for v in values):
+        make = ("from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+                if name == "SECRETS_ENCRYPTION_KEY" else "import secrets; print(secrets.token_urlsafe(50))")
+        raise ImproperlyConfigured(f"{name} is the example value from .env.example, which anyone can read. "
+                                   f'Make your own with: python -c "{make}"')
+
+
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = _required("SECRET_KEY")
 if len(SECRET_KEY) < 32 and not DEBUG:
     raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters.")
+_not_an_example("SECRET_KEY", [SECRET_KEY])
 SECRETS_ENCRYPTION_KEYS = _fernet_keys("SECRETS_ENCRYPTION_KEY")
+_not_an_example("SECRETS_ENCRYPTION_KEY", SECRETS_ENCRYPTION_KEYS)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PORT = _port("PORT", 8000)
@@ -163,6 +191,17 @@ STORAGES = {
 # Large uploads (WARs, Tomcat archives) stream to a temporary file, never memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# The largest file the console takes (a Joget WAR is a few hundred MB); a larger one is dropped as it
+# arrives (joget_cluster/uploads.py), so no upload can fill the disk.
+UPLOAD_MAX_MB = env.int("UPLOAD_MAX_MB", default=1024)
+if UPLOAD_MAX_MB < 1:
+    raise ImproperlyConfigured("UPLOAD_MAX_MB must be 1 or more.")
+UPLOAD_MAX_BYTES = UPLOAD_MAX_MB * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "joget_cluster.uploads.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # Celery: Redis in production; with no broker set, a filesystem broker that
 # needs no server, polled often enough that a task starts within ~50 ms.
@@ -216,6 +255,10 @@ SSH_COMMAND_TIMEOUT = env.float("SSH_COMMAND_TIMEOUT", default=600.0)
 
 # ---- Web hardening (issue 9; joget_cluster/security.py) -------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+# A working day, not Django's two weeks: a session left open on a shared machine holds root on every node.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+if SESSION_COOKIE_AGE < 60:
+    raise ImproperlyConfigured("SESSION_COOKIE_AGE is in seconds: use 60 or more (default 28800, 8 hours).")
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 # Pages send the CSRF token in a header from the template (hx-headers), so no script reads the cookie.
@@ -264,6 +307,18 @@ AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "joget_cluster.security.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "nodes.audit.client_ip"
+
+
+def _networks(name: str) -> list:
+    try:
+        return [ipaddress.ip_network(v, strict=False) for v in env.list(name, default=[])]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc} (addresses or networks, comma-separated).") from None
+
+
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks): with one in front, the
+# client's address for lockouts and the audit trail is the last hop they add. Empty: the TCP peer's.
+TRUSTED_PROXIES = _networks("TRUSTED_PROXIES")
 # Successful logins and logouts are in the console's own audit trail (nodes.AuditEvent).
 AXES_DISABLE_ACCESS_LOG = True
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]

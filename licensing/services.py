@@ -370,12 +370,28 @@ def export_rows(cluster: Cluster) -> list[dict]:
     return rows
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), @SUM, -1+cmd|...).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value) -> str:
+    """The cell as text; one a spreadsheet would run as a formula gets a leading ' (OWASP's advice).
+
+    Values come from nodes (the profile is read from a file the service user can write), not only from admins.
+    """
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_START):
+        text = "'" + text
+    # One line per cell: the writer quotes only around "\n", so a bare "\r" would split the row in a reader.
+    return text.replace("\r", " ").replace("\n", " ")
+
+
 def export_csv(cluster: Cluster) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in export_rows(cluster):
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
     return out.getvalue()
 
 

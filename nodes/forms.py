@@ -123,6 +123,38 @@ class GenerateKeyForm(forms.Form):
         return name
 
 
+# An inventory is a few KB even for hundreds of nodes; the document is parsed in memory.
+INVENTORY_MAX_BYTES = 1024 * 1024
+
+
 class InventoryUploadForm(forms.Form):
-    file = forms.FileField(help_text="An inventory JSON document (see docs/inventory.md).")
+    file = forms.FileField(help_text="An inventory JSON document (see docs/inventory.md). It may not name files "
+                                     "on the console machine: upload the key here and the artifacts in the wizard.")
+    identity = forms.FileField(
+        required=False, label="SSH private key",
+        help_text="Optional: the key the console logs in to the nodes with, stored encrypted as the cluster's "
+                  "credential.")
     replace = forms.BooleanField(required=False, help_text="Recreate the cluster if it exists.")
+
+    def clean_identity(self):
+        key = self.cleaned_data["identity"]
+        if not key:
+            return ""
+        if key.size > 64 * 1024:  # an OpenSSH key is a few KB at most
+            raise forms.ValidationError("This is too large for an SSH private key.")
+        try:
+            text = key.read().decode()
+            load_private_key(text)
+        except UnicodeDecodeError:
+            raise forms.ValidationError("This is not an SSH private key (not text).") from None
+        except SSHError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return text
+
+    def clean_file(self):
+        from joget_cluster.uploads import too_large
+
+        upload = self.cleaned_data["file"]
+        if upload.size > INVENTORY_MAX_BYTES:
+            raise forms.ValidationError(too_large("inventory document", INVENTORY_MAX_BYTES))
+        return upload

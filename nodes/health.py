@@ -1125,4 +1125,15 @@ def fetch_catalina_tail(tail_id: int) -> None:
             error = result.stderr.strip()[-500:] or f"exit code {result.exit_code}"
     except ssh.SSHError as exc:
         error = str(exc)
-    CatalinaTail.objects.filter(pk=tail_id).update(text=text, error=error, path=path, finished_at=timezone.now())
+    # Viewers read the tail: the cluster's secrets (a JDBC URL with its password, a license) are masked before
+    # it is stored, as in deployment logs.
+    mask = _masker(tail.node.cluster)
+    CatalinaTail.objects.filter(pk=tail_id).update(text=mask(text), error=mask(error), path=path,
+                                                   finished_at=timezone.now())
+
+
+def _masker(cluster: Cluster):
+    from deployments.engine import cluster_secrets
+    from deployments.logbuffer import masker
+
+    return masker(cluster_secrets(cluster))

@@ -2,6 +2,11 @@
 
 `load_inventory` validates everything before it writes anything, then writes it
 all in one transaction: a bad document changes nothing.
+
+Files named in a document (`identity_file`, `artifacts[].path`) are read from the
+console machine only when the caller says where from (`local_root`): the command
+line allows any path, the testbed loader only its own state directory, and a
+document uploaded over the web none (its user uploads the files instead).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ DIR_KEYS = {"mode", "node", "export_path", "client_subnet"}
 DB_KEYS = {"mode", "node", "host", "engine", "port", "name", "user", "password"}
 LB_KEYS = {"mode", "node", "http_port", "site_name", "sticky_cookie", "manager_allow"}
 ARTIFACT_KEYS = {"kind", "path"}
+# `local_root` of command-line callers: whoever runs them already has the machine.
+ANYWHERE = Path("/")
 
 
 class InventoryError(ValidationError):
@@ -60,20 +67,29 @@ def _full_clean(where: str, obj, exclude=None) -> None:
 
 
 @transaction.atomic
-def load_inventory(data: dict, *, replace: bool = False) -> Cluster:
-    """Create (or with replace=True, recreate) the cluster the document describes."""
+def load_inventory(data: dict, *, replace: bool = False, local_root: Path | None = ANYWHERE,
+                   identity: str = "") -> Cluster:
+    """Create (or with replace=True, recreate) the cluster the document describes.
+
+    Files the document names are read only from below `local_root`. Every view passes None:
+    a document that came over the web and names any file is refused. `identity` is a private key
+    uploaded beside the document, used as `identity_file` would be.
+    """
     _check_keys("inventory", data, TOP_KEYS, {"cluster", "nodes"})
+    _check_local_paths(data, local_root)
     name = data["cluster"]
     existing = Cluster.objects.filter(name=name).first()
     if existing and not replace:
         raise InventoryError(f"cluster {name!r} exists already (use --replace to recreate it).")
 
     credential = None
-    if data.get("identity_file"):
+    key_text = identity
+    if data.get("identity_file") and not key_text:
         try:
-            key_text = Path(data["identity_file"]).read_text()
+            key_text = _local_file(data["identity_file"], local_root).read_text()
         except OSError as exc:
             raise InventoryError(f"identity_file: cannot read it: {exc.strerror}.") from None
+    if key_text:
         try:
             pkey = load_private_key(key_text)
         except SSHError as exc:
@@ -152,8 +168,44 @@ def load_inventory(data: dict, *, replace: bool = False) -> Cluster:
         _check_keys(where, art, ARTIFACT_KEYS, ARTIFACT_KEYS)
         if art["kind"] not in Artifact.Kind.values:
             raise InventoryError(f"{where}.kind: one of {', '.join(Artifact.Kind.values)}.")
-        register_artifact(cluster, art["kind"], Path(art["path"]), where=where)
+        register_artifact(cluster, art["kind"], _local_file(art["path"], local_root), where=where)
     return cluster
+
+
+def _check_local_paths(data: dict, local_root: Path | None) -> None:
+    """Refuse, before anything is written, a document that names files it may not read."""
+    named = [("identity_file", data.get("identity_file"))]
+    artifacts = data.get("artifacts") or []
+    if not isinstance(artifacts, list):
+        raise InventoryError("artifacts: expected a list.")
+    named += [(f"artifacts[{i}].path", a.get("path")) for i, a in enumerate(artifacts) if isinstance(a, dict)]
+    for where, path in named:
+        if path in (None, ""):
+            continue
+        if not isinstance(path, str):
+            raise InventoryError(f"{where}: expected a file path.")
+        if local_root is None:
+            # The web process can read the console's own secrets (.env, the admin password): a document
+            # from a browser must not make it copy them into a cluster that ships them to a node.
+            raise InventoryError(
+                f"{where}: an inventory uploaded to the console cannot name files on the console machine "
+                f"({path!r}). Remove identity_file and artifacts from the document; upload the SSH key "
+                "beside it and the artifacts in the deploy wizard (or run `manage.py import_inventory` on the "
+                "console machine)."
+            )
+        _local_file(path, local_root, where=where)
+
+
+def _local_file(path: str, local_root: Path | None, *, where: str = "file") -> Path:
+    """`path`, symlinks resolved, when it lies below `local_root`; an InventoryError otherwise."""
+    if local_root is None:
+        raise InventoryError(f"{where}: files on the console machine cannot be read from here.")
+    if local_root == ANYWHERE:
+        return Path(path)
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(local_root.resolve()):
+        raise InventoryError(f"{where}: {path!r} is outside {local_root}, the only place files are read from.")
+    return resolved
 
 
 def register_artifact(cluster: Cluster, kind: str, path: Path, *, where: str = "artifact") -> Artifact:

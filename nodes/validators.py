@@ -62,7 +62,25 @@ def validate_port(value: int) -> None:
         raise ValidationError("A port is a number from 1 to 65535.", code="invalid_port")
 
 
+# Directories of the operating system. Install paths are created, chowned (-R) to the service user and
+# written by root: one of these, or a parent of one (`/`, `/usr`), would hand the system to that user.
+SYSTEM_DIRECTORIES = frozenset({
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media", "/mnt", "/opt",
+    "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",  # noqa: S108 - directories refused, not used
+    "/usr/bin", "/usr/include", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec", "/usr/local",
+    "/usr/local/bin", "/usr/local/lib", "/usr/local/sbin", "/usr/local/share", "/usr/sbin", "/usr/share",
+    "/usr/src", "/var/backups", "/var/cache", "/var/lib", "/var/local", "/var/log", "/var/mail", "/var/opt",
+    "/var/run", "/var/spool", "/var/tmp", "/var/www",  # noqa: S108 - directories refused, not used
+})
+# Trees that hold only the system's own files (configuration, kernel interfaces, programs, libraries):
+# nothing of a Joget install belongs anywhere inside them.
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin",
+                "/sys", "/usr/bin", "/usr/include", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec",
+                "/usr/sbin")
+
+
 def validate_absolute_path(value: str) -> None:
+    """An install path: a plain absolute path, of a directory of its own (no system directory)."""
     value = value or ""
     parts = value.split("/")
     if (
@@ -77,6 +95,13 @@ def validate_absolute_path(value: str) -> None:
             "Enter an absolute path such as /opt/joget/wflow: letters, digits and . _ - + @ "
             "between slashes, no '..', no trailing slash.",
             code="invalid_path",
+        )
+    if (value == "/" or value in SYSTEM_DIRECTORIES or any(d.startswith(value + "/") for d in SYSTEM_DIRECTORIES)
+            or any(value.startswith(t + "/") for t in SYSTEM_TREES)):
+        raise ValidationError(
+            f"{value} is a system directory, holds one or lies inside one: the console makes the service user "
+            "own what it installs there. Use a directory of its own, such as /opt/joget or /srv/wflow.",
+            code="system_path",
         )
 
 

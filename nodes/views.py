@@ -9,6 +9,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
+from joget_cluster import uploads
 from joget_cluster.access import admin_required, operator_required, viewer_required
 
 from . import audit, overview, services, ssh
@@ -123,10 +124,11 @@ def cluster_delete(request, name):
 @admin_required
 def cluster_import(request):
     form = InventoryUploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and uploads.is_valid(request, form):
         try:
             data = json.load(form.cleaned_data["file"])
-            cluster = load_inventory(data, replace=form.cleaned_data["replace"])
+            cluster = load_inventory(data, replace=form.cleaned_data["replace"], local_root=None,
+                                     identity=form.cleaned_data["identity"])
         except (ValueError, UnicodeDecodeError) as exc:
             form.add_error("file", f"Not a JSON document: {exc}")
         except InventoryError as exc:

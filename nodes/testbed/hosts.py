@@ -2,7 +2,8 @@
 
 Each host is a network namespace on a private bridge plus its own mount, UTS and PID
 namespaces, with private /etc, /var/lib, /var/log (overlays over the real ones), a clean
-/root, a private /opt, and fresh /run, /tmp and /dev/shm. sshd is PID 1 of each host. The
+/root, a private /opt, and fresh /run, /tmp, /var/tmp and /dev/shm; the rest of the machine
+it sees read-only (isolation.py). sshd is PID 1 of each host. The
 app servers share one directory, bind-mounted at the same path (wflow home) on each.
 
 Everything a testbed makes is named after its prefix (`<prefix>-br0`, `<prefix>-app1`, ...)
@@ -33,6 +34,7 @@ from pathlib import Path
 from . import network, procs
 from .artifacts import build_jw_war, generate_db_password, generate_keypair, write_private, write_schema
 from .errors import TestbedError
+from .isolation import read_only_mounts
 from .packages import preflight
 
 STATE_ROOT = Path("/var/lib/jcc-testbed")
@@ -152,6 +154,8 @@ def render_init(host: Host, state_dir: Path, wflow_home: str) -> str:
         f"mkdir {STAGE}",
         f"mount --bind {q(str(state_dir))} {STAGE}",
     ]
+    lines.append("# The machine's own trees, read-only here (isolation.py); the private mounts below stay writable.")
+    lines += [f"mount -o remount,bind,ro {q(point)}" for point in read_only_mounts(STATE_ROOT)]
     for target, layer in OVERLAYS:
         opts = f"lowerdir={target},upperdir={h}/{layer}.u,workdir={h}/{layer}.w"
         lines.append(f"mount -t overlay jcc-{layer} -o {opts} {target}")
@@ -171,6 +175,7 @@ def render_init(host: Host, state_dir: Path, wflow_home: str) -> str:
         f"umount -l {STAGE}",
         f"rmdir {STAGE}",
         "mount -t tmpfs -o mode=1777,nosuid,nodev jcc-tmp /tmp",
+        "mount -t tmpfs -o mode=1777,nosuid,nodev jcc-vartmp /var/tmp",
         "mount -t tmpfs -o mode=1777,nosuid,nodev jcc-shm /dev/shm",
         "mkdir -p -m 0755 /run/sshd",
     ]
@@ -414,7 +419,7 @@ class Testbed:
             (self.state_dir / "hosts" / host.name / "unshare.pid").unlink(missing_ok=True)
         with open(self.state_dir / f"{name}.log", "ab") as log:
             # A session of its own: the terminal's Ctrl-C (meant for `up`) must not reach the hosts.
-            proc = subprocess.Popen(["sh", str(script)], stdin=subprocess.DEVNULL, stdout=log,
+            proc = subprocess.Popen(["sh", str(script)], stdin=subprocess.DEVNULL, stdout=log,  # noqa: S603,S607 - our generated script; root's PATH
                                     stderr=subprocess.STDOUT, start_new_session=True, env=HOST_ENV, cwd="/")
         _KEEPERS.setdefault(self.prefix, []).append(proc)
         return proc.pid
@@ -503,7 +508,7 @@ class Testbed:
         state = self.read_state() or {}
         removed = self._stop_processes(state)
         for point in reversed(_mounts_under(self.state_dir)):
-            subprocess.run(["umount", "-l", point], capture_output=True)
+            subprocess.run(["umount", "-l", point], capture_output=True)  # noqa: S603,S607 - fixed tool, a path we listed
             removed.append(f"mount {point}")
         removed += network.delete_network(self.prefix)
         if self.state_dir.exists():
@@ -591,7 +596,7 @@ class Testbed:
         argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
         full = ["ip", "netns", "exec", h["netns"], "nsenter", f"--target={h['pid']}", "--mount", "--uts", "--pid",
                 "--wd=/root", "--", *argv]
-        return subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input, env=HOST_ENV,
+        return subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input, env=HOST_ENV,  # noqa: S603 - argv list, no shell; names validated
                               check=check)
 
     def stop_host(self, name: str, timeout: float = 5.0) -> None:

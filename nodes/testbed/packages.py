@@ -71,7 +71,7 @@ def require_tools() -> None:
 def require_overlayfs() -> None:
     # The module may simply not be loaded yet: try once before giving up.
     if "overlay" not in Path("/proc/filesystems").read_text():
-        subprocess.run(["modprobe", "overlay"], capture_output=True)
+        subprocess.run(["modprobe", "overlay"], capture_output=True)  # noqa: S607 - root's PATH
     if "overlay" not in Path("/proc/filesystems").read_text():
         raise TestbedError("overlayfs is not available in this kernel (no 'overlay' in /proc/filesystems; "
                            "`modprobe overlay` failed): the hosts' private /etc and /var need it.")
@@ -79,7 +79,7 @@ def require_overlayfs() -> None:
 
 def require_unshare() -> None:
     """Mount and PID namespaces must be allowed (some containers forbid them)."""
-    proc = subprocess.run(["unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc", "true"],
+    proc = subprocess.run(["unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc", "true"],  # noqa: S603,S607 - fixed argv
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise TestbedError("cannot create mount/PID namespaces with unshare "
@@ -97,7 +97,7 @@ def require_upper_capable(state_root: Path) -> None:
 
 def _fs_type(path: Path) -> int:
     # os.statvfs has no f_type; `stat -f -c %t` prints it in hex.
-    out = subprocess.run(["stat", "-f", "-c", "%t", str(path)], capture_output=True, text=True).stdout
+    out = subprocess.run(["stat", "-f", "-c", "%t", str(path)], capture_output=True, text=True).stdout  # noqa: S603,S607 - fixed argv
     return int(out.strip() or "0", 16)
 
 

@@ -67,3 +67,16 @@ def test_upload_rejects_an_unknown_kind(admin_client, cluster):
     r = admin_client.post(reverse("deployments:wizard_upload", args=["prod"]),
                           {"kind": "virus", "file": SimpleUploadedFile("x.bin", io.BytesIO(b"x").read())})
     assert r.status_code == 302 and not Artifact.objects.exists()
+
+
+def test_an_upload_over_the_limit_is_refused_while_it_arrives(admin_client, cluster, settings, tmp_path):
+    settings.UPLOAD_MAX_BYTES = 4 * 1024 * 1024
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)  # to see that nothing of it stays on disk
+    big = SimpleUploadedFile("jw.war", b"x" * (5 * 1024 * 1024))
+    r = admin_client.post(reverse("deployments:wizard_upload", args=["prod"]), {"kind": "jw_war", "file": big},
+                          follow=True)
+    assert "The file is larger than 4 MB, the most the console accepts" in r.content.decode()
+    assert not Artifact.objects.exists() and list(tmp_path.iterdir()) == []
+    ok = SimpleUploadedFile("jw.war", b"x" * (3 * 1024 * 1024))
+    admin_client.post(reverse("deployments:wizard_upload", args=["prod"]), {"kind": "jw_war", "file": ok})
+    assert Artifact.objects.get().size == 3 * 1024 * 1024

@@ -38,9 +38,12 @@ def e2e_testbed():
 
 @pytest.fixture
 def inventory_file(e2e_testbed, tmp_path):
-    """The testbed's inventory as the file an admin would upload, without app2's host key (to pin it by hand)."""
+    """The testbed's inventory as the file an admin would upload, without app2's host key (to pin it by hand),
+    and without files on the console machine (the web import refuses them: the key and artifacts are uploads)."""
     inventory = json.loads(json.dumps(dict(e2e_testbed)))
     inventory["cluster"] = CLUSTER
+    inventory.pop("identity_file"), inventory.pop("known_hosts")
+    inventory.pop("artifacts")
     for node in inventory["nodes"]:
         if node["name"] == "app2":
             node["host_key"] = ""
@@ -79,7 +82,8 @@ def test_wizard_end_to_end(live_server, celery_worker_process, admin_user, hosts
     # -- start: upload the inventory file ----------------------------------------------------------------
     screenshot(page, "wizard-0-start")
     import_form = page.locator("form:has(input[name=action][value=import])")
-    import_form.locator("input[type=file]").set_input_files(str(inventory_file))
+    import_form.locator("input[name=file]").set_input_files(str(inventory_file))
+    import_form.locator("input[name=identity]").set_input_files(hosts["identity_file"])
     import_form.get_by_role("button", name="Import").click()
     page.wait_for_url(f"**/clusters/{CLUSTER}/wizard/nodes/")
 
@@ -101,14 +105,20 @@ def test_wizard_end_to_end(live_server, celery_worker_process, admin_user, hosts
     expect(rows.filter(has_text="not confirmed")).to_have_count(0)
     screenshot(page, "wizard-1-nodes")
 
-    # -- 2 layers, 3 artifacts (the inventory registered the stand-in jw.war and the schema) -------------
+    # -- 2 layers, 3 artifacts (the stand-in jw.war and the schema, uploaded as an admin would) ------------
     page.click("#wizard-next")
     expect(page.locator(".page-head h1")).to_have_text("Layers")
     expect(page.locator(".layer").filter(has_text="Shared database")).to_contain_text("MariaDB")
     screenshot(page, "wizard-2-layers")
     page.click("#wizard-next")
     expect(page.locator(".page-head h1")).to_have_text("Artifacts")
+    for artifact in hosts["artifacts"]:
+        page.select_option("#upload-form select[name=kind]", artifact["kind"])
+        page.set_input_files("#upload-form input[name=file]", artifact["path"])
+        page.click("#upload-form button")
+        page.wait_for_url(f"**/clusters/{CLUSTER}/wizard/artifacts/")
     expect(page.locator("table.table")).to_contain_text("jw.war")
+    expect(page.locator("table.table")).to_contain_text("schema.sql")
     screenshot(page, "wizard-3-artifacts")
 
     # -- 4 checklist: app2's shared directory read-only fails; fixed, it passes ---------------------------

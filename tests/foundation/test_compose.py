@@ -46,3 +46,9 @@ def test_env_example_documents_every_setting():
     readme = (ROOT / "README.md").read_text()
     for var in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "SECRETS_ENCRYPTION_KEY", "ALLOWED_HOSTS", "PORT"):
         assert f"{var}=" in text and var in readme
+
+
+def test_web_publishes_plain_http_on_this_machine_only():
+    # Plain HTTP to the world would carry passwords and session cookies in clear: a TLS proxy goes in front.
+    ports = load()["services"]["web"]["ports"]
+    assert ports == ["127.0.0.1:8000:8000"]

@@ -96,6 +96,40 @@ def test_a_successful_login_resets_the_count(client, alice):
         assert login(client, "wrong").status_code == 200
 
 
+def via_proxy(client, password, client_ip, proxy="10.0.0.2"):
+    return client.post("/login/", {"username": "alice", "password": password}, REMOTE_ADDR=proxy,
+                       HTTP_X_FORWARDED_FOR=client_ip)
+
+
+def test_behind_a_trusted_proxy_lockouts_key_on_the_client(client, alice, settings):
+    import ipaddress
+
+    settings.TRUSTED_PROXIES = [ipaddress.ip_network("10.0.0.0/29")]
+    for _ in range(LIMIT):
+        via_proxy(client, "wrong", "203.0.113.9")
+    assert via_proxy(Client(), "right-password-123", "203.0.113.9").status_code == 429
+    # Another client through the same proxy is not locked out, even one that forges the locked address
+    # to the left of what the proxy appended.
+    assert via_proxy(Client(), "right-password-123", "198.51.100.7").status_code == 302
+    assert via_proxy(Client(), "right-password-123", "203.0.113.9, 198.51.100.8").status_code == 302
+    failed = AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN_FAILED)
+    assert {e.source_ip for e in failed} == {"203.0.113.9"}
+
+
+def test_forwarded_for_is_ignored_from_an_untrusted_peer(client, alice, settings):
+    settings.TRUSTED_PROXIES = []
+    for i in range(LIMIT):
+        via_proxy(client, "wrong", f"203.0.113.{i}")  # a client rotating a forged header gains nothing
+    assert via_proxy(Client(), "right-password-123", "198.51.100.7").status_code == 429
+    assert {e.source_ip for e in AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN_FAILED)} == {"10.0.0.2"}
+
+
+def test_a_bad_trusted_proxy_stops_the_start():
+    r = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=production_env(TRUSTED_PROXIES="proxy"),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "TRUSTED_PROXIES" in r.stderr
+
+
 # -- headers and cookies ------------------------------------------------------------------------------------
 
 def test_security_headers_on_a_real_page(admin_client):
@@ -195,3 +229,48 @@ def test_bad_throttling_settings_stop_the_start():
     r = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=production_env(LOGIN_FAILURE_LIMIT="0"),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "LOGIN_FAILURE_LIMIT must be 1 or more" in r.stderr
+
+
+def _example(name: str) -> str:
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.partition("=")[2]
+    raise AssertionError(f"{name} is not in .env.example")
+
+
+def test_the_example_secret_key_is_refused():
+    r = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT,
+                       env={**production_env(), "SECRET_KEY": _example("SECRET_KEY")}, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0
+    assert "SECRET_KEY is the example value from .env.example" in r.stderr
+
+
+def test_dev_env_replaces_secrets_copied_from_the_example(tmp_path):
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "dev_env.py").write_bytes((ROOT / "scripts" / "dev_env.py").read_bytes())
+    (tmp_path / ".env.example").write_bytes((ROOT / ".env.example").read_bytes())
+    (tmp_path / ".env").write_bytes((ROOT / ".env.example").read_bytes())  # cp .env.example .env
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "SECRETS_ENCRYPTION_KEY")}
+    r = subprocess.run([sys.executable, "scripts/dev_env.py"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    values = {}
+    for line in (tmp_path / ".env").read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            values[name] = value  # the last assignment wins, as when .env is read
+    assert values["SECRET_KEY"] != _example("SECRET_KEY") and len(values["SECRET_KEY"]) >= 50
+    assert len(values["SECRETS_ENCRYPTION_KEY"]) == 44
+    assert values["ALLOWED_HOSTS"] == _example("ALLOWED_HOSTS")  # every other line is kept
+    assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
+    # A second start keeps the secrets it wrote.
+    before = (tmp_path / ".env").read_text()
+    subprocess.run([sys.executable, "scripts/dev_env.py"], cwd=tmp_path, env=env, check=True, timeout=60)
+    assert (tmp_path / ".env").read_text() == before
+
+
+def test_sessions_last_a_working_day_unless_set():
+    assert settings_in(production_env(), "SESSION_COOKIE_AGE") == {"SESSION_COOKIE_AGE": 8 * 3600}
+    assert settings_in(production_env(SESSION_COOKIE_AGE="3600"), "SESSION_COOKIE_AGE") == {
+        "SESSION_COOKIE_AGE": 3600}

@@ -175,6 +175,18 @@ def test_exports_list_keys_never_licenses(cluster, admin_client):
         assert LICENSE1 not in body and "SIGNATURE" not in body
 
 
+@pytest.mark.parametrize("profile", ["=HYPERLINK(\"http://evil/\",\"x\")", "+1+1", "-2+3+cmd|' /C calc'!A0",
+                                     "@SUM(1)", "\tx", "\rx"])
+def test_csv_export_cells_are_never_formulas(cluster, admin_client, profile):
+    # The profile is read from app_datasource.properties on the node, which the service user can write.
+    read_all(cluster)
+    License.objects.filter(node__name="app1").update(key_profile=profile)
+    r = admin_client.get(reverse("licensing:export_csv", args=["prod"]))
+    rows = list(csv.DictReader(io.StringIO(r.content.decode())))
+    assert rows[0]["profile"] == "'" + profile.replace("\r", " ")
+    assert rows[1]["profile"] == "default" and rows[0]["system_key"] == KEY1
+
+
 def test_system_keys_command(cluster, fakes, capsys):
     call_command("system_keys", "prod", "--format", "json")
     assert json.loads(capsys.readouterr().out) == [
@@ -295,3 +307,19 @@ def test_django_admin_never_shows_a_license(admin_client, cluster):
     body = admin_client.get(f"/admin/licensing/license/{lic('app1').pk}/change/").content.decode()
     assert LICENSE1 not in body and "JOGE…mnop" in body
     assert admin_client.get("/admin/licensing/license/").status_code == 200
+
+
+@pytest.mark.parametrize("role,sees_raw", [("viewer", False), ("operator", False), ("admin", True)])
+def test_the_raw_license_page_is_for_admins_only(cluster, fakes, client, role, sees_raw):
+    from django.contrib.auth.models import Group, User
+
+    read_all(cluster)
+    fakes[1].page = "<html>Maintenance: internal build 4711 on host jw-int-07</html>"
+    services.read_key(lic("app2").pk)
+    user = User.objects.create_user(f"u-{role}", password="pw-123456789")
+    user.groups.add(Group.objects.get_or_create(name=role)[0])
+    client.force_login(user)
+    page = client.get(reverse("licensing:cluster_licenses", args=["prod"])).content.decode()
+    assert "JOGET_SYSTEM_KEY_PATTERN" in page  # everyone sees why the key could not be read
+    assert ("internal build 4711" in page) is sees_raw
+    assert ('<details class="raw-page">' in page) is sees_raw

@@ -87,6 +87,9 @@ def test_export_round_trips(doc):
         (lambda d: d["shared_database"].update(node="nope"), "no node named 'nope'"),
         (lambda d: d["shared_database"].update(name="jw db"), "shared_database: name"),
         (lambda d: d.update(wflow_home="/opt/../etc"), "cluster: wflow_home"),
+        (lambda d: d.update(wflow_home="/usr"), "/usr is a system directory"),
+        (lambda d: d["shared_directory"].update(export_path="/"), "shared_directory: export_path: / is a system"),
+        (lambda d: d["nodes"][1].update(catalina_base="/etc"), "catalina_base: /etc is a system directory"),
         (lambda d: d["nodes"][0].update(host_key="not a key"), "host_key"),
         (lambda d: d["artifacts"].append({"kind": "jw_war", "path": "/nonexistent/jw.war"}), "cannot read"),
     ],
@@ -122,3 +125,97 @@ def test_management_commands(doc, tmp_path, capsys):
     path.write_text("{not json")
     with pytest.raises(CommandError, match="not a JSON document"):
         call_command("import_inventory", str(path))
+
+
+# -- files on the console machine ------------------------------------------------------------------------
+
+@pytest.fixture
+def console_secret(tmp_path):
+    secret = tmp_path / "console.env"
+    secret.write_text("SECRET_KEY=the-console-s-own-secret\n")
+    return secret
+
+
+@pytest.mark.parametrize("url,extra", [("nodes:cluster_import", {}),
+                                       ("deployments:wizard_start", {"action": "import"})])
+@pytest.mark.parametrize("names", ["artifact", "identity_file"])
+def test_web_import_refuses_files_on_the_console_machine(admin_client, doc, console_secret, url, extra, names):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    if names == "artifact":
+        doc.pop("identity_file")
+        doc["artifacts"] = [{"kind": "tomcat_archive", "path": str(console_secret)}]
+    else:
+        doc.pop("artifacts")
+        doc["identity_file"] = str(console_secret)
+    r = admin_client.post(reverse(url), {**extra, "file": SimpleUploadedFile("inv.json", json.dumps(doc).encode())})
+    page = r.content.decode()
+    assert r.status_code == 200
+    assert "cannot name files on the console machine" in page and "upload the SSH key" in page
+    assert "the-console-s-own-secret" not in page
+    assert not Cluster.objects.exists() and not Artifact.objects.exists()
+
+
+def test_web_import_without_files_still_works(admin_client, doc):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    doc.pop("identity_file"), doc.pop("artifacts")
+    r = admin_client.post(reverse("nodes:cluster_import"),
+                          {"file": SimpleUploadedFile("inv.json", json.dumps(doc).encode())})
+    assert r.status_code == 302 and Cluster.objects.get(name="prod").nodes.count() == 4
+
+
+@pytest.mark.parametrize("url,extra", [("nodes:cluster_import", {}),
+                                       ("deployments:wizard_start", {"action": "import"})])
+def test_web_import_takes_the_ssh_key_as_an_upload(admin_client, doc, identity, url, extra):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    doc.pop("identity_file"), doc.pop("artifacts")
+    files = {"file": SimpleUploadedFile("inv.json", json.dumps(doc).encode()),
+             "identity": SimpleUploadedFile("id_ed25519", b"not a key")}
+    r = admin_client.post(reverse(url), {**extra, **files})
+    assert r.status_code == 200 and not Cluster.objects.exists()
+    files = {"file": SimpleUploadedFile("inv.json", json.dumps(doc).encode()),
+             "identity": SimpleUploadedFile("id_ed25519", identity.read_bytes())}
+    r = admin_client.post(reverse(url), {**extra, **files})
+    assert r.status_code == 302
+    credential = Cluster.objects.get(name="prod").credential
+    assert credential.private_key == identity.read_text()
+    assert credential.public_key == " ".join(identity.with_suffix(".pub").read_text().split()[:2])
+
+
+def test_a_bounded_import_reads_only_below_its_root(doc, tmp_path, identity, console_secret):
+    root = tmp_path / "state"
+    root.mkdir()
+    (root / "jw.war").write_bytes(b"PK war")
+    (root / "id_ed25519").write_text(identity.read_text())
+    doc["artifacts"] = [{"kind": "jw_war", "path": str(root / "jw.war")}]
+    doc["identity_file"] = str(root / "id_ed25519")
+    load_inventory(doc, local_root=root)
+    assert Artifact.objects.get(kind="jw_war").file.read() == b"PK war"
+
+    # A path outside it, or a link inside it that leads outside, is refused and nothing changes.
+    (root / "link.war").symlink_to(console_secret)
+    for path in (str(console_secret), str(root / "link.war"), f"{root}/../console.env"):
+        bad = copy.deepcopy(doc)
+        bad["cluster"] = "other"
+        bad["artifacts"] = [{"kind": "tomcat_archive", "path": path}]
+        with pytest.raises(InventoryError, match="outside"):
+            load_inventory(bad, local_root=root)
+        assert not Cluster.objects.filter(name="other").exists()
+
+
+@pytest.mark.parametrize("url,extra", [("nodes:cluster_import", {}),
+                                       ("deployments:wizard_start", {"action": "import"})])
+def test_web_import_refuses_a_document_over_one_megabyte(admin_client, doc, url, extra):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    doc.pop("identity_file"), doc.pop("artifacts")
+    doc["nodes"][0]["padding"] = "x" * (1024 * 1024)  # would be refused anyway, but only after parsing it
+    r = admin_client.post(reverse(url), {**extra, "file": SimpleUploadedFile("inv.json", json.dumps(doc).encode())})
+    assert "The inventory document is larger than 1 MB, the most the console accepts" in r.content.decode()
+    assert not Cluster.objects.exists()

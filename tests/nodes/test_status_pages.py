@@ -246,3 +246,37 @@ def tail_on_the_testbed(cluster, admin_client):
     poll = re.search(r'hx-get="([^"]+)"', r.content.decode()).group(1)
     html = wait_for(finished, timeout=20, interval=0.2, message="the second tail").content.decode()
     assert "no such file: /opt/jcc-tail-test/logs/catalina.out" in html
+
+
+def test_catalina_tail_masks_the_clusters_secrets(world, monkeypatch, client):
+    """A viewer reads the tail: passwords Tomcat or Joget print (a JDBC URL, the admin login) are masked."""
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    from django.contrib.auth.models import Group, User
+
+    from nodes.models import SharedDatabase
+
+    cluster = world["cluster"]
+    SharedDatabase.objects.create(cluster=cluster, name="jwdb", user="joget", password="db-Pa55-word")
+    cluster.joget_admin_password = "joget-admin-secret"
+    cluster.save()
+    printed = ("SEVERE jdbc:mariadb://db/jwdb?user=joget&password=db-Pa55-word refused\n"
+               "INFO login admin/joget-admin-secret\n")
+
+    @contextmanager
+    def fake_connection(node, **kwargs):
+        yield SimpleNamespace(run=lambda command, timeout: SimpleNamespace(stdout=printed, stderr="", ok=True,
+                                                                             exit_code=0))
+
+    monkeypatch.setattr("nodes.ssh.open_connection", fake_connection)
+    tail = CatalinaTail.objects.create(node=world["app1"], lines=50)
+    health.fetch_catalina_tail(tail.pk)
+    viewer = User.objects.create_user("vera", password="pw-123456789")
+    viewer.groups.add(Group.objects.get_or_create(name="viewer")[0])
+    client.force_login(viewer)
+    r = client.get(reverse("nodes:node_catalina_tail", args=["prod", "app1", tail.pk]), HTTP_HX_REQUEST="true")
+    page = r.content.decode()
+    assert r.status_code == 286 and "SEVERE jdbc:mariadb://db/jwdb" in page and "refused" in page
+    assert "db-Pa55-word" not in page and "joget-admin-secret" not in page
+    assert "db-Pa55-word" not in CatalinaTail.objects.get(pk=tail.pk).text

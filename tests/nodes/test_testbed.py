@@ -303,3 +303,58 @@ def test_inventory_imports_into_the_console(light_testbed, settings, tmp_path):
     assert nodes["db"].host_key == light_testbed.node("db")["host_key"]
     assert base64.b64decode(nodes["db"].host_key.split()[1])
     assert cluster.shared_database.password == light_testbed["shared_database"]["password"]
+
+
+@pytest.mark.django_db
+def test_load_a_testbed_button_imports_its_key_and_artifacts(light_testbed, admin_client, settings, tmp_path):
+    """The wizard's button reads the testbed's files from its own state directory (the web import reads none)."""
+    from django.urls import reverse
+
+    from nodes.models import Cluster
+
+    settings.MEDIA_ROOT = tmp_path
+    r = admin_client.post(reverse("deployments:wizard_import_testbed"), {"prefix": light_testbed.prefix})
+    cluster = Cluster.objects.get(name=light_testbed["cluster"])
+    assert r.status_code == 302 and r["Location"] == f"/clusters/{cluster.name}/wizard/nodes/"
+    assert cluster.credential.private_key.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    schema = cluster.artifacts.get(kind="schema_sql")
+    assert schema.file.read() == (light_testbed.state_dir / "schema.sql").read_bytes()
+
+
+def test_root_in_a_host_cannot_change_the_machine(light_testbed):
+    """The machine's own trees are read-only in a host; the host's private ones stay writable."""
+    for path in ("/usr/jcc-probe", "/usr/local/bin/jcc-probe", "/home/jcc-probe", "/var/cache/jcc-probe",
+                 "/srv/jcc-probe", "/var/spool/jcc-probe", "/jcc-probe"):
+        status, _, err = light_testbed.ssh_run("app1", f"touch {path}")
+        assert status != 0 and "Read-only file system" in err, path
+        assert not Path(path).exists()
+    for path in ("/etc/jcc-probe", "/var/lib/jcc-probe", "/var/log/jcc-probe", "/opt/jcc-probe", "/root/jcc-probe",
+                 "/tmp/jcc-probe", "/var/tmp/jcc-probe"):
+        status, _, err = light_testbed.ssh_run("app1", f"touch {path} && rm {path}")
+        assert status == 0, (path, err)
+
+
+def test_testbed_up_is_refused_on_a_production_console():
+    if not os.environ.get("SECRET_KEY"):
+        pytest.skip("manage.py needs SECRET_KEY, SECRETS_ENCRYPTION_KEY (and DATABASE_URL) in the environment")
+    prefix = unique_prefix("p")
+    r = subprocess.run([sys.executable, "manage.py", "testbed", "up", "--prefix", prefix], cwd=ROOT,
+                       env={**os.environ, "HTTPS": "true"}, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "configured for production (HTTPS=true)" in r.stderr and "--force" in r.stderr
+    assert r.stdout == ""
+    assert_nothing_left(prefix)
+
+
+@pytest.mark.django_db
+def test_a_production_console_offers_no_testbed(light_testbed, admin_client, settings):
+    from django.urls import reverse
+
+    from nodes.models import Cluster
+
+    settings.HTTPS = True
+    page = admin_client.get(reverse("deployments:wizard_start"), secure=True).content.decode()
+    assert light_testbed.prefix not in page
+    r = admin_client.post(reverse("deployments:wizard_import_testbed"), {"prefix": light_testbed.prefix}, secure=True,
+                          follow=True)
+    assert f"No running testbed with prefix {light_testbed.prefix!r}" in r.content.decode().replace("&#x27;", "'")
+    assert not Cluster.objects.exists()

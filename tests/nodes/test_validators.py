@@ -17,7 +17,8 @@ def test_addresses_rejected(value):
         v.validate_address(value)
 
 
-@pytest.mark.parametrize("value", ["/opt/joget", "/opt/joget/wflow", "/", "/srv/a_b-c.d"])
+@pytest.mark.parametrize("value", ["/opt/joget", "/opt/joget/wflow", "/srv/a_b-c.d", "/usr/share/tomcat10",
+                                   "/var/lib/tomcat10", "/export/wflow", "/home/joget"])
 def test_paths_accepted(value):
     v.validate_absolute_path(value)
 
@@ -26,6 +27,27 @@ def test_paths_accepted(value):
 def test_paths_rejected(value):
     with pytest.raises(ValidationError):
         v.validate_absolute_path(value)
+
+
+@pytest.mark.parametrize("value", ["/", "/etc", "/usr", "/usr/share", "/var", "/var/lib", "/opt", "/home", "/root",
+                                   "/etc/ssh", "/etc/ld.so.preload", "/usr/bin/joget", "/boot/x", "/proc/1"])
+def test_system_directories_and_their_parents_are_refused(value):
+    # `chown -R tomcat /` (a catalina_base of /) would hand the machine to the service user.
+    with pytest.raises(ValidationError, match="system directory"):
+        v.validate_absolute_path(value)
+
+
+@pytest.mark.parametrize("field", ["install_path", "catalina_home", "catalina_base"])
+def test_every_install_path_of_a_node_refuses_system_directories(field, db):
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    from nodes.models import Cluster, Node
+
+    node = Node(cluster=Cluster.objects.create(name="c"), name="app1", address="10.0.0.1", jvm_route="n1",
+                roles=["app_server"], **{field: "/usr"})
+    with pytest.raises(DjangoValidationError) as exc:
+        node.full_clean(exclude=["cluster"])
+    assert field in exc.value.message_dict and "system directory" in exc.value.message_dict[field][0]
 
 
 @pytest.mark.parametrize(

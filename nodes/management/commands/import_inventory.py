@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from nodes import audit
-from nodes.inventory import InventoryError, load_inventory
+from nodes.inventory import ANYWHERE, InventoryError, load_inventory
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(f"{file} is not a JSON document: {exc}.") from None
         try:
-            cluster = load_inventory(data, replace=replace)
+            cluster = load_inventory(data, replace=replace, local_root=ANYWHERE)
         except InventoryError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         audit.record(None, audit.Action.INVENTORY_IMPORTED, target=cluster, username="(command line)",

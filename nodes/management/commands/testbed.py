@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from nodes.testbed import DEFAULT_PREFIX, Testbed, TestbedError, known_prefixes
@@ -39,11 +40,19 @@ class Command(BaseCommand):
         sub.add_parser("down", help="remove every namespace, link, mount, process and directory `up` made")
         status = sub.add_parser("status", help="list what exists for the prefix")
         status.add_argument("--json", action="store_true", help="machine-readable output")
+        up.add_argument("--force", action="store_true",
+                        help="bring hosts up although this console is configured for production (HTTPS=true)")
         for p in sub.choices.values():
             p.add_argument("--prefix", default=DEFAULT_PREFIX,
                            help=f"names everything the testbed makes (default {DEFAULT_PREFIX})")
 
     def handle(self, *args, action, prefix, **options):
+        if action == "up" and settings.HTTPS and not options["force"]:
+            # Hosts run as root on this machine, and a testbed loaded into the console is one its admins
+            # deploy to: beside a production console that would be root on the console's own machine.
+            raise CommandError("This console is configured for production (HTTPS=true): testbed hosts run as root "
+                               "on this machine, so they are refused here. Use a separate machine for testbeds, "
+                               "or --force if this one is not a production console.")
         try:
             if action == "up":
                 self._up(prefix, **options)
@@ -67,12 +76,12 @@ class Command(BaseCommand):
 
     def _import(self, inventory: dict) -> None:
         try:
-            from nodes.inventory import load_inventory
+            from nodes.inventory import ANYWHERE, load_inventory
         except ImportError as exc:
             raise CommandError(f"--import: the console's inventory loader is not available ({exc}); "
                                "the hosts are up and the inventory was printed above.") from None
         try:
-            cluster = load_inventory(inventory, replace=True)
+            cluster = load_inventory(inventory, replace=True, local_root=ANYWHERE)
         except Exception as exc:  # noqa: BLE001 - any failure (validation, missing tables) is shown, not traced
             messages = getattr(exc, "messages", None) or [str(exc)]
             hint = " (has `manage.py migrate` been run?)" if "no such table" in str(exc) or "does not exist" in str(
