@@ -115,3 +115,13 @@ def test_import_page(admin_client, tmp_path):
     assert r.status_code == 302 and Cluster.objects.get(name="imp").nodes.count() == 1
     r = admin_client.post(reverse("nodes:cluster_import"), {"file": SimpleUploadedFile("inv.json", b"[1,2")})
     assert b"Not a JSON document" in r.content
+
+
+def test_cluster_form_goes_back_only_to_a_page_of_this_site(admin_client, cluster):
+    url = reverse("nodes:cluster_edit", args=["prod"])
+    data = {"name": "prod", "joget_version": "8.1", "context_path": "/jw", "wflow_home": "/opt/joget/wflow",
+            "datasource_profile": "default", "joget_admin_user": "admin"}
+    r = admin_client.post(url, {**data, "next": "/clusters/prod/licenses/"})
+    assert r.status_code == 302 and r["Location"] == "/clusters/prod/licenses/"
+    r = admin_client.post(url, {**data, "next": "https://evil.example/"})
+    assert r.status_code == 302 and r["Location"] == "/clusters/prod/"
