@@ -5,7 +5,6 @@ checklist, dry run, deployment, licenses); the wizard only remembers where the
 admin is and shows the way forward.
 """
 
-import json
 
 from django import forms
 from django.contrib import messages
@@ -18,9 +17,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from joget_cluster.access import Role, admin_required, operator_required, require_role, viewer_required
 from nodes import audit
 from nodes.forms import ClusterForm, InventoryUploadForm
-from nodes.inventory import InventoryError, load_inventory
+from nodes.inventory import InventoryError, import_inventory, load_inventory
 from nodes.models import Cluster, LoadBalancer, SharedDatabase, SharedDirectory
-from nodes.services import enqueue_fetch_host_key
+from nodes.services import enqueue_fetch_host_key, history_of, replaced_details
 
 from .models import Artifact, Deployment, WizardState
 
@@ -70,17 +69,18 @@ def wizard_start(request):
         return redirect("deployments:wizard_step", cluster.name, "nodes")
     if action == "import" and upload.is_valid():
         try:
-            cluster = load_inventory(json.load(upload.cleaned_data["file"]), replace=upload.cleaned_data["replace"])
-        except (ValueError, UnicodeDecodeError) as exc:
-            upload.add_error("file", f"Not a JSON document: {exc}")
+            cluster, replaced = import_inventory(upload.cleaned_data["file"], replace=upload.cleaned_data["replace"])
         except InventoryError as exc:
             upload.add_error("file", " ".join(exc.messages))
         else:
             audit.record(request, audit.Action.INVENTORY_IMPORTED, target=cluster,
-                         details=f"{cluster.nodes.count()} nodes, in the deploy wizard")
+                         details=f"{cluster.nodes.count()} nodes, in the deploy wizard{replaced}")
             return redirect("deployments:wizard_step", cluster.name, "nodes")
-    ctx = {"form": form, "upload": upload, "testbeds": _running_testbeds(),
-           "clusters": Cluster.objects.select_related("wizard").order_by("name")}
+    clusters = Cluster.objects.select_related("wizard").order_by("name")
+    testbeds = _running_testbeds()
+    for testbed in testbeds:  # a loaded one is replaced only after a confirmation
+        testbed["loaded"] = any(c.name == testbed["cluster"] for c in clusters)
+    ctx = {"form": form, "upload": upload, "testbeds": testbeds, "clusters": clusters}
     return render(request, "deployments/wizard/start.html", ctx)
 
 
@@ -101,23 +101,35 @@ def _running_testbeds() -> list[dict]:
     return found
 
 
+def _testbed_inventory(prefix: str) -> dict:
+    from nodes.testbed import Testbed
+
+    return Testbed(prefix).inventory()
+
+
 @require_POST
 @admin_required
 def wizard_import_testbed(request):
-    from nodes.testbed import Testbed
-
+    """Load a running testbed as a cluster; when one of that name exists, ask first and say what is lost."""
     prefix = request.POST.get("prefix", "")
     if not any(t["prefix"] == prefix for t in _running_testbeds()):
         messages.error(request, f"No running testbed with prefix {prefix!r}.")
         return redirect("deployments:wizard_start")
+    inventory = _testbed_inventory(prefix)
+    existing = Cluster.objects.filter(name=inventory.get("cluster")).first()
+    lost = history_of(existing) if existing else []
+    if existing and not request.POST.get("confirm"):
+        return render(request, "deployments/wizard/replace_confirm.html",
+                      {"cluster": existing, "prefix": prefix, "lost": lost})
     try:
-        cluster = load_inventory(Testbed(prefix).inventory(), replace=True)
+        cluster = load_inventory(inventory, replace=True)
     except InventoryError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("deployments:wizard_start")
+    replaced = f"; {replaced_details(lost)}" if existing else ""
     audit.record(request, audit.Action.INVENTORY_IMPORTED, target=cluster,
-                 details=f"{cluster.nodes.count()} nodes, from testbed {prefix}")
-    messages.success(request, f"Testbed {prefix} imported as cluster {cluster.name}.")
+                 details=f"{cluster.nodes.count()} nodes, from testbed {prefix}{replaced}")
+    messages.success(request, f"Testbed {prefix} {'replaced' if existing else 'imported as'} cluster {cluster.name}.")
     return redirect("deployments:wizard_step", cluster.name, "nodes")
 
 

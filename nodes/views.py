@@ -1,4 +1,3 @@
-import json
 
 from django.contrib import messages
 from django.db import transaction
@@ -22,7 +21,7 @@ from .forms import (
     SharedDatabaseForm,
     SharedDirectoryForm,
 )
-from .inventory import InventoryError, load_inventory
+from .inventory import InventoryError, import_inventory
 from .models import Cluster, Credential, LoadBalancer, Node, SharedDatabase, SharedDirectory
 
 CLUSTER_AUDIT = (audit.Action.CLUSTER_CREATED, audit.Action.CLUSTER_CHANGED)
@@ -128,17 +127,12 @@ def cluster_import(request):
     form = InventoryUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            data = json.load(form.cleaned_data["file"])
-            cluster = load_inventory(data, replace=form.cleaned_data["replace"])
-        except (ValueError, UnicodeDecodeError) as exc:
-            form.add_error("file", f"Not a JSON document: {exc}")
+            cluster, replaced = import_inventory(form.cleaned_data["file"], replace=form.cleaned_data["replace"])
         except InventoryError as exc:
             form.add_error("file", " ".join(exc.messages))
         else:
-            replace = ", with replace (an existing cluster of that name was recreated)" \
-                if form.cleaned_data["replace"] else ""
             audit.record(request, audit.Action.INVENTORY_IMPORTED, target=cluster,
-                         details=f"{cluster.nodes.count()} nodes{replace}")
+                         details=f"{cluster.nodes.count()} nodes{replaced}")
             messages.success(request, f"Cluster {cluster.name} imported with {cluster.nodes.count()} nodes.")
             return redirect(cluster)
     return render(request, "nodes/cluster_import.html", {"form": form})
