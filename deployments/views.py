@@ -41,7 +41,8 @@ def _groups(dep: Deployment) -> list[dict]:
     for run in dep.runs.select_related("node").order_by("position", "node__name"):
         if run.step not in groups:
             step = get_step(run.step)
-            groups[run.step] = {"key": run.step, "title": step.title or run.step, "layer": step.layer, "runs": []}
+            groups[run.step] = {"key": run.step, "title": step.title or run.step, "layer": step.layer, "runs": [],
+                                "not_checked": dep.dry_run and step.checks_only}
         groups[run.step]["runs"].append(run)
     for g in groups.values():
         g["retryable"] = any(r.status in (StepRun.Status.FAILED, StepRun.Status.CANCELLED) for r in g["runs"])
@@ -180,7 +181,7 @@ def _lever(request, pk, action, success: str, audit_action: str, details: str = 
 # -- prerequisite checklist ---------------------------------------------------------------------------
 
 def _checklist_ctx(cluster, run):
-    from .checklist import ITEMS
+    from .checklist import ITEMS, summary
 
     items = []
     if run:
@@ -188,10 +189,11 @@ def _checklist_ctx(cluster, run):
         for item in ITEMS:
             rows = [r for r in results if r.item == item.key]
             if rows:
+                statuses = {r.status for r in rows}
                 items.append({"key": item.key, "title": item.title, "results": rows,
-                              "ok": all(r.status == "pass" for r in rows),
-                              "failed": any(r.status == "fail" for r in rows)})
-    return {"cluster": cluster, "check_run": run, "items": items}
+                              "ok": statuses == {"pass"}, "failed": "fail" in statuses,
+                              "planned": "planned" in statuses and statuses <= {"pass", "planned"}})
+    return {"cluster": cluster, "check_run": run, "items": items, "summary": summary(run)}
 
 
 @require_GET

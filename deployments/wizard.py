@@ -21,6 +21,7 @@ from nodes.inventory import InventoryError, import_inventory, load_inventory
 from nodes.models import Cluster, LoadBalancer, SharedDatabase, SharedDirectory
 from nodes.services import enqueue_fetch_host_key, history_of, replaced_details
 
+from . import checklist
 from .models import Artifact, Deployment, WizardState
 
 STEP_KEYS = [key for key, _ in WizardState.STEPS]
@@ -45,6 +46,13 @@ def _page(request, cluster, step, template, **ctx):
     steps = [{"key": k, "title": t, "n": i + 1, "done": i < index, "current": k == step,
               "url": reverse("deployments:wizard_step", args=[cluster.name, k])}
              for i, (k, t) in enumerate(WizardState.STEPS)]
+    # The checklist's tick says how it went, not only that the admin walked past it.
+    check = checklist.summary(cluster.check_runs.first())
+    for s in steps:
+        if s["key"] == "checklist" and not s["current"]:
+            s["state"] = {"failed": "failed", "stale": "stale", "running": "", "none": ""}.get(check["state"], "")
+            s["done"] = s["done"] and not s["state"] and check["state"] == "passed"
+            s["note"] = check["label"]
     nxt = STEP_KEYS[index + 1] if index + 1 < len(STEP_KEYS) else None
     prev = STEP_KEYS[index - 1] if index else None
     ctx.update(cluster=cluster, steps=steps, step=step, step_title=dict(WizardState.STEPS)[step],
