@@ -135,6 +135,8 @@ def deployment_detail(request, pk):
     ctx = {"deployment": dep, "cluster": dep.cluster, "groups": _groups(dep), "progress": _progress(dep),
            "recap": dep.recap()}
     if request.htmx:
+        # Polled from another page (the wizard's Run step): its levers lead back there.
+        ctx["back_url"] = request.htmx.current_url_abs_path or ""
         response = render(request, "deployments/_deployment_status.html", ctx)
         if not dep.is_active:
             response.status_code = HttpResponseStopPolling.status_code
@@ -222,7 +224,7 @@ def _lever(request, pk, action, success: str, audit_action: str, details: str = 
     else:
         audit.record(request, audit_action, target=f"deployment #{dep.pk}", cluster=dep.cluster, details=details)
         messages.success(request, success)
-    return redirect("deployments:deployment_detail", pk)
+    return redirect(_safe_next(request) or reverse("deployments:deployment_detail", args=[pk]))
 
 
 # -- prerequisite checklist ---------------------------------------------------------------------------

@@ -218,7 +218,7 @@ def wizard_step(request, name, step):
             groups = _groups(dep)
             if step == "test":
                 groups = [g for g in groups if g["key"] == "post_test"]
-            ctx.update(groups=groups, progress=_progress(dep), recap=dep.recap())
+            ctx.update(groups=groups, progress=_progress(dep), recap=dep.recap(), back_url=request.path)
         ctx["running"] = cluster.deployments.filter(status=Deployment.Status.RUNNING).first()
     elif step == "licenses":
         from licensing.services import licenses_for
@@ -226,4 +226,5 @@ def wizard_step(request, name, step):
         ctx["licenses"] = licenses_for(cluster)
         ctx["activated"] = sum(1 for lic in ctx["licenses"] if lic.state == "activated")
         ctx["licenses_url"] = reverse("licensing:cluster_licenses", args=[cluster.name])
+        ctx["deployed"] = cluster.deployments.filter(dry_run=False, status=Deployment.Status.SUCCEEDED).exists()
     return _page(request, cluster, step, f"deployments/wizard/{step}.html", **ctx)
