@@ -36,7 +36,7 @@ def test_checklist_states_read_as_they_are(live_server, admin_user, browser_page
     row = page.locator("tr.check-row[data-item=database]")
     expect(row).to_have_attribute("data-status", "planned")
     expect(row.locator(".status")).to_have_text("Will be set up")
-    expect(row).to_contain_text("the deployment installs and sets up the database on db")
+    expect(row).to_contain_text("The deployment installs and sets up the database on db")
     expect(page.locator("#checklist-note")).to_have_text("1 item will be set up by the deployment.")
     page.goto(f"{live_server.url}/clusters/prod/wizard/review/")
     expect(page.locator(".stepper li[data-step=checklist]")).to_have_class(re.compile(r"\bdone\b"))
