@@ -146,5 +146,6 @@ def test_page_fills_in_live_through_the_worker(cluster, admin_client, celery_wor
     page = wait_for(lambda: (resp := admin_client.get(url, HTTP_HX_REQUEST="true")).status_code == 286 and resp,
                     timeout=60, message="the checklist to finish")
     html = page.content.decode()
-    assert "Shared directory mounted and writable" in html and "Will be set up: the deployment" in html
+    assert "Shared directory mounted and writable" in html
+    assert "Will be set up</span>" in html and "The deployment sets up the balancer" in html
     assert not CheckResult.objects.filter(status="pending").exists()
