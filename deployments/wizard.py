@@ -5,7 +5,6 @@ checklist, dry run, deployment, licenses); the wizard only remembers where the
 admin is and shows the way forward.
 """
 
-
 from django import forms
 from django.contrib import messages
 from django.db import transaction
