@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from licensing.joget import direct_opener
 from nodes import ssh
-from nodes.models import Cluster, LoadBalancer, Node, SharedDatabase
+from nodes.models import Cluster, LayerMode, LoadBalancer, Node, SharedDatabase, SharedDirectory
 
 from .models import CheckResult, CheckRun
 from .steps.tomcat import SERVICE_USER
@@ -30,6 +30,9 @@ class Outcome:
     ok: bool
     found: str
     fix: str = ""
+    # What is checked is not there at all (no directory, nothing answers), as opposed to there but wrong:
+    # the former is what a layer on "Set it up for me" looks like before the deployment.
+    missing: bool = False
 
 
 @dataclass
@@ -68,7 +71,7 @@ def check_shared_directory(cluster: Cluster, node: Node) -> Outcome:
     if r.exit_code == 2:
         return Outcome(False, f"{cluster.wflow_home} does not exist",
                        f"Create and mount the shared directory at {cluster.wflow_home} on {node.name}, "
-                       "or choose 'Set it up for me' for the shared directory.")
+                       "or choose 'Set it up for me' for the shared directory.", missing=True)
     if r.exit_code == 3:
         return Outcome(False, found, f"Make {cluster.wflow_home} writable for root and the Tomcat user on "
                                      f"{node.name} (NFS export rw, no_root_squash or matching ownership).")
@@ -103,7 +106,7 @@ def check_same_directory(cluster: Cluster, node: None) -> Outcome:
     if missing:
         return Outcome(False, f"a file written on {first.name} is not seen on {', '.join(missing)}",
                        f"{', '.join(missing)} must mount the same share at {cluster.wflow_home} "
-                       f"as {first.name} (check the NFS server and path in /etc/fstab).")
+                       f"as {first.name} (check the NFS server and path in /etc/fstab).", missing=True)
     return Outcome(True, f"a file written on {first.name} is read on {', '.join(o.name for o in others)}")
 
 
@@ -145,7 +148,9 @@ def check_database(cluster: Cluster, node: Node) -> Outcome:
     else:
         fix = (f"Make the database listen on the network (bind-address) and open port {db.port} from "
                f"{node.name} to {db.connect_host}.")
-    return Outcome(False, f"{where}: {err}", fix)
+    # Before the deployment a database the console sets up is absent whatever the error; a missing client
+    # on the app server is not something the database layer sets up.
+    return Outcome(False, f"{where}: {err}", fix, missing=r.exit_code != 127)
 
 
 def _http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
@@ -165,7 +170,8 @@ def check_app_http(cluster: Cluster, node: Node) -> Outcome:
     if status:
         return Outcome(True, f"{url} answers HTTP {status}")
     return Outcome(False, f"{url}: {body}",
-                   f"Start the application server on {node.name} and open port {node.http_port} to the balancer.")
+                   f"Start the application server on {node.name} and open port {node.http_port} to the balancer.",
+                   missing=True)
 
 
 REPLICATION_PORTS = range(4000, 4101)  # Tomcat's receiver: port 4000, autoBind 100
@@ -236,7 +242,7 @@ def check_balancer(cluster: Cluster, node: None) -> Outcome:
         return Outcome(True, f"{url} answers from an app server (username {username})")
     fix = (f"Configure the balancer on {lb.node.name} to proxy {cluster.context_path} to the app servers "
            "(or let the console set it up), and check that the app servers run Joget.")
-    return Outcome(False, f"{url}: HTTP {status or 'no answer'} {body[:200]}", fix)
+    return Outcome(False, f"{url}: HTTP {status or 'no answer'} {body[:200]}", fix, missing=True)
 
 
 ITEMS = [
@@ -248,6 +254,68 @@ ITEMS = [
     Item("balancer", "Balancer sends /jw to the app servers", False, check_balancer),
 ]
 ITEMS_BY_KEY = {i.key: i for i in ITEMS}
+
+
+# -- what the plan sets up -----------------------------------------------------------------------------
+
+def last_deployed(cluster: Cluster):
+    """The last successful deployment of the whole plan (not a dry run), or None."""
+    from .models import Deployment
+
+    return (cluster.deployments.filter(status=Deployment.Status.SUCCEEDED, dry_run=False, steps=[])
+            .order_by("-finished").first())
+
+
+def set_up_by_plan(cluster: Cluster, item_key: str, node: Node | None) -> str:
+    """Why a failing item is no failure: its layer is on "Set it up for me" and the whole plan has not been
+    deployed yet (after that, a failure is real). "" when the item must already pass."""
+    if last_deployed(cluster):
+        return ""
+    if item_key == "app_http" and node is not None:
+        # Tomcat given ("I have it") or installed, the deployment deploys Joget into it and starts it.
+        return f"Will be set up: the deployment starts Tomcat with Joget on {node.name}."
+    layers = {"shared_directory": (SharedDirectory, "exports and mounts the shared directory"),
+              "shared_directory_same": (SharedDirectory, "exports and mounts the shared directory"),
+              "database": (SharedDatabase, "installs and sets up the database"),
+              "balancer": (LoadBalancer, "sets up the balancer")}
+    if item_key not in layers:
+        return ""
+    model, what = layers[item_key]
+    layer = model.objects.filter(cluster=cluster).select_related("node").first()
+    if not layer or layer.mode != LayerMode.MANAGED:
+        return ""
+    where = f" on {layer.node.name}" if layer.node_id and item_key != "shared_directory_same" else ""
+    return f"Will be set up: the deployment {what}{where}."
+
+
+def older_than_deployment(run: CheckRun | None):
+    """The last successful deployment if it finished after this checklist ran (the run shows the cluster as
+    it was before), else None."""
+    from .models import Deployment
+
+    if run is None:
+        return None
+    return (run.cluster.deployments.filter(status=Deployment.Status.SUCCEEDED, dry_run=False,
+                                           finished__gt=run.created).order_by("-finished").first())
+
+
+def summary(run: CheckRun | None) -> dict:
+    """How a checklist run reads wherever it is shown (its page, the overview, the wizard's step bar):
+    `css` (status colour), `label`, `note`, `state` (none, running, stale, failed, passed)."""
+    if run is None:
+        return {"state": "none", "css": "neutral", "label": "not run yet", "note": ""}
+    if not run.finished:
+        return {"state": "running", "css": "running", "label": run.get_status_display(), "note": ""}
+    deployed = older_than_deployment(run)
+    if deployed:
+        return {"state": "stale", "css": "neutral",
+                "label": f"{run.get_status_display()} before deployment #{deployed.pk}",
+                "note": "It shows the cluster before its last deployment: run it again to check it as deployed."}
+    if run.status == CheckRun.Status.FAILED:
+        return {"state": "failed", "css": "bad", "label": run.get_status_display(), "note": ""}
+    planned = run.results.filter(status=CheckResult.Status.PLANNED).count()
+    note = f"{planned} item{'s' if planned != 1 else ''} will be set up by the deployment." if planned else ""
+    return {"state": "passed", "css": "ok", "label": run.get_status_display(), "note": note}
 
 
 # -- running -----------------------------------------------------------------------------------------
@@ -283,9 +351,14 @@ def run_one(result_id: int) -> None:
         outcome = item.check(cluster, result.node)
     except ssh.SSHError as exc:
         outcome = Outcome(False, str(exc), "Make the node reachable over SSH (and its host key confirmed).")
+        planned = ""  # an unreachable node is a failure whatever the plan would set up on it
+    else:
+        planned = set_up_by_plan(cluster, item.key, result.node) if outcome.missing else ""
+    status = CheckResult.Status.PASS if outcome.ok else CheckResult.Status.PLANNED if planned else \
+        CheckResult.Status.FAIL
     CheckResult.objects.filter(pk=result_id).update(
-        status=CheckResult.Status.PASS if outcome.ok else CheckResult.Status.FAIL,
-        found=outcome.found[:2000], fix="" if outcome.ok else outcome.fix, finished=timezone.now(),
+        status=status, found=outcome.found[:2000], fix=planned or ("" if outcome.ok else outcome.fix),
+        finished=timezone.now(),
     )
     _finish_if_done(result.check_run_id)
 

@@ -454,7 +454,7 @@ def _run(run: StepRun, step, buf: LogBuffer) -> tuple[str, str, int | None, list
             for c in planned:
                 buf.info(f"would {c.description}")
             status = S.CHANGED if planned else S.OK
-            message = ("would " + "; ".join(c.description for c in planned)) if planned else "Nothing to change."
+            message = ("Would " + "; ".join(c.description for c in planned)) if planned else "Nothing to change."
         else:
             if planned:
                 step.apply(ctx, planned)
@@ -472,9 +472,12 @@ def _run(run: StepRun, step, buf: LogBuffer) -> tuple[str, str, int | None, list
         message = f"Internal error in step {run.step}: {type(exc).__name__}: {exc}"
     changes += [{"description": note, "path": "", "diff": ""} for note in ctx.notes]
     if status == S.OK and ctx.notes and not dep.dry_run:
-        # Nothing changed, but the step checked things (e.g. the post-deployment test): say which.
-        heads = [note.split(":")[0] for note in ctx.notes]
-        message = f"{message} Checked: {' · '.join(heads)}"
+        # Nothing changed, but the step checked things (e.g. the post-deployment test): say which, in words.
+        passed = [note[1:].split(":")[0].strip() for note in ctx.notes if note.startswith("✓")]
+        seen = [note for note in ctx.notes if not note.startswith("✓")]
+        message = " ".join(part for part in (f"Passed: {', '.join(passed)}." if passed else "",
+                                             f"Seen: {'; '.join(seen)}." if seen else "",
+                                             "Nothing needed changing.") if part)
     if buf.cancelled:
         status, message = S.CANCELLED, "Cancelled by the admin; the remote command was interrupted."
     buf.info(f"{status.upper()}: {message}")  # the buffer masks secrets in every line

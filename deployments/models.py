@@ -185,6 +185,8 @@ class CheckResult(models.Model):
         PENDING = "pending", "Waiting"
         PASS = "pass", "Pass"
         FAIL = "fail", "Fail"
+        # Not there yet, and the deployment sets it up (a layer on "Set it up for me"): not a failure.
+        PLANNED = "planned", "Will be set up"
 
     check_run = models.ForeignKey(CheckRun, on_delete=models.CASCADE, related_name="results")
     item = models.CharField(max_length=40)

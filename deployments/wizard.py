@@ -5,8 +5,6 @@ checklist, dry run, deployment, licenses); the wizard only remembers where the
 admin is and shows the way forward.
 """
 
-import json
-
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -20,10 +18,11 @@ from joget_cluster import uploads
 from joget_cluster.access import Role, admin_required, operator_required, require_role, viewer_required
 from nodes import audit
 from nodes.forms import ClusterForm, InventoryUploadForm
-from nodes.inventory import InventoryError, load_inventory
+from nodes.inventory import InventoryError, import_inventory, load_inventory
 from nodes.models import Cluster, LoadBalancer, SharedDatabase, SharedDirectory
-from nodes.services import enqueue_fetch_host_key
+from nodes.services import enqueue_fetch_host_key, history_of, replaced_details
 
+from . import checklist
 from .models import Artifact, Deployment, WizardState
 
 STEP_KEYS = [key for key, _ in WizardState.STEPS]
@@ -48,6 +47,13 @@ def _page(request, cluster, step, template, **ctx):
     steps = [{"key": k, "title": t, "n": i + 1, "done": i < index, "current": k == step,
               "url": reverse("deployments:wizard_step", args=[cluster.name, k])}
              for i, (k, t) in enumerate(WizardState.STEPS)]
+    # The checklist's tick says how it went, not only that the admin walked past it.
+    check = checklist.summary(cluster.check_runs.first())
+    for s in steps:
+        if s["key"] == "checklist" and not s["current"]:
+            s["state"] = {"failed": "failed", "stale": "stale", "running": "", "none": ""}.get(check["state"], "")
+            s["done"] = s["done"] and not s["state"] and check["state"] == "passed"
+            s["note"] = check["label"]
     nxt = STEP_KEYS[index + 1] if index + 1 < len(STEP_KEYS) else None
     prev = STEP_KEYS[index - 1] if index else None
     ctx.update(cluster=cluster, steps=steps, step=step, step_title=dict(WizardState.STEPS)[step],
@@ -72,18 +78,19 @@ def wizard_start(request):
         return redirect("deployments:wizard_step", cluster.name, "nodes")
     if action == "import" and uploads.is_valid(request, upload):
         try:
-            cluster = load_inventory(json.load(upload.cleaned_data["file"]), replace=upload.cleaned_data["replace"],
-                                     local_root=None, identity=upload.cleaned_data["identity"])
-        except (ValueError, UnicodeDecodeError) as exc:
-            upload.add_error("file", f"Not a JSON document: {exc}")
+            cluster, replaced = import_inventory(upload.cleaned_data["file"], replace=upload.cleaned_data["replace"],
+                                                 identity=upload.cleaned_data["identity"])
         except InventoryError as exc:
             upload.add_error("file", " ".join(exc.messages))
         else:
             audit.record(request, audit.Action.INVENTORY_IMPORTED, target=cluster,
-                         details=f"{cluster.nodes.count()} nodes, in the deploy wizard")
+                         details=f"{cluster.nodes.count()} nodes, in the deploy wizard{replaced}")
             return redirect("deployments:wizard_step", cluster.name, "nodes")
-    ctx = {"form": form, "upload": upload, "testbeds": _running_testbeds(),
-           "clusters": Cluster.objects.select_related("wizard").order_by("name")}
+    clusters = Cluster.objects.select_related("wizard").order_by("name")
+    testbeds = _running_testbeds()
+    for testbed in testbeds:  # a loaded one is replaced only after a confirmation
+        testbed["loaded"] = any(c.name == testbed["cluster"] for c in clusters)
+    ctx = {"form": form, "upload": upload, "testbeds": testbeds, "clusters": clusters}
     return render(request, "deployments/wizard/start.html", ctx)
 
 
@@ -106,26 +113,43 @@ def _running_testbeds() -> list[dict]:
     return found
 
 
+def _testbed_inventory(prefix: str) -> dict:
+    from nodes.testbed import Testbed
+
+    return Testbed(prefix).inventory()
+
+
+def _testbed_state_dir(prefix: str):
+    from nodes.testbed import Testbed
+
+    return Testbed(prefix).state_dir
+
+
 @require_POST
 @admin_required
 def wizard_import_testbed(request):
-    from nodes.testbed import Testbed
-
+    """Load a running testbed as a cluster; when one of that name exists, ask first and say what is lost."""
     prefix = request.POST.get("prefix", "")
     if not any(t["prefix"] == prefix for t in _running_testbeds()):
         messages.error(request, f"No running testbed with prefix {prefix!r}.")
         return redirect("deployments:wizard_start")
+    inventory = _testbed_inventory(prefix)
+    existing = Cluster.objects.filter(name=inventory.get("cluster")).first()
+    lost = history_of(existing) if existing else []
+    if existing and not request.POST.get("confirm"):
+        return render(request, "deployments/wizard/replace_confirm.html",
+                      {"cluster": existing, "prefix": prefix, "lost": lost})
     try:
         # The testbed's key and stand-in artifacts are read from its own state directory and nowhere else:
         # the document comes from the state file the `testbed` command wrote, the prefix from a list of those.
-        testbed = Testbed(prefix)
-        cluster = load_inventory(testbed.inventory(), replace=True, local_root=testbed.state_dir)
+        cluster = load_inventory(inventory, replace=True, local_root=_testbed_state_dir(prefix))
     except InventoryError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("deployments:wizard_start")
+    replaced = f"; {replaced_details(lost)}" if existing else ""
     audit.record(request, audit.Action.INVENTORY_IMPORTED, target=cluster,
-                 details=f"{cluster.nodes.count()} nodes, from testbed {prefix}")
-    messages.success(request, f"Testbed {prefix} imported as cluster {cluster.name}.")
+                 details=f"{cluster.nodes.count()} nodes, from testbed {prefix}{replaced}")
+    messages.success(request, f"Testbed {prefix} {'replaced' if existing else 'imported as'} cluster {cluster.name}.")
     return redirect("deployments:wizard_step", cluster.name, "nodes")
 
 
@@ -206,7 +230,7 @@ def wizard_step(request, name, step):
             groups = _groups(dep)
             if step == "test":
                 groups = [g for g in groups if g["key"] == "post_test"]
-            ctx.update(groups=groups, progress=_progress(dep), recap=dep.recap())
+            ctx.update(groups=groups, progress=_progress(dep), recap=dep.recap(), back_url=request.path)
         ctx["running"] = cluster.deployments.filter(status=Deployment.Status.RUNNING).first()
     elif step == "licenses":
         from licensing.services import licenses_for
@@ -214,4 +238,5 @@ def wizard_step(request, name, step):
         ctx["licenses"] = licenses_for(cluster)
         ctx["activated"] = sum(1 for lic in ctx["licenses"] if lic.state == "activated")
         ctx["licenses_url"] = reverse("licensing:cluster_licenses", args=[cluster.name])
+        ctx["deployed"] = cluster.deployments.filter(dry_run=False, status=Deployment.Status.SUCCEEDED).exists()
     return _page(request, cluster, step, f"deployments/wizard/{step}.html", **ctx)

@@ -21,6 +21,7 @@ class License(models.Model):
         REQUESTED = "requested", "license requested"
         ACTIVATED = "activated", "activated"
         KEY_CHANGED = "key_changed", "key changed"
+        REFUSED = "refused", "license refused"
 
     class Busy(models.TextChoices):
         IDLE = "", "idle"
@@ -58,6 +59,8 @@ class License(models.Model):
     activated_key = models.CharField(max_length=128, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
     activation_error = models.TextField(blank=True)
+    # The node refused the last license pasted: it was not kept (the error says why, masked).
+    license_refused = models.BooleanField(default=False)
     activation_tried_at = models.DateTimeField(null=True, blank=True)
 
     # A read or an activation is queued or running (claimed atomically; see services).

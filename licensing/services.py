@@ -69,6 +69,8 @@ def derive_state(lic: License) -> str:
         return S.NO_KEY
     if lic.activated_key == key and lic.licensed_on_node is not False:
         return S.ACTIVATED
+    if lic.license_refused:
+        return S.REFUSED
     if key in (lic.requested_key, lic.license_for_key, lic.activated_key):
         return S.REQUESTED
     if lic.activated_key or lic.requested_key or lic.license_for_key:
@@ -240,6 +242,7 @@ def save_license(lic: License, text: str) -> None:
         lic.license_for_key = lic.system_key
         lic.license_saved_at = timezone.now()
         lic.activation_error = ""
+        lic.license_refused = False
         lic.state = derive_state(lic)
         _save(lic)
 
@@ -301,6 +304,10 @@ def _record_activation(license_id, posted, confirmed, error, raw) -> License:
             else:
                 error = _activation_error(posted, confirmed)
                 raw = posted.html if posted is not None else confirmed.html
+        if posted is not None and posted.error:
+            # Refused (e.g. another server's license): not this node's license, so not kept for re-activation.
+            lic.license_refused = True
+            lic.license_text, lic.license_for_key, lic.license_saved_at = "", "", None
         lic.activation_error = mask_secrets(error, secrets)
         lic.raw_page = mask_secrets(raw or "", secrets)[:RAW_PAGE_LIMIT] if error else ""
         lic.state = derive_state(lic)

@@ -19,6 +19,14 @@ class ClusterForm(forms.ModelForm):
         value = self.cleaned_data["joget_admin_password"]
         return value or (self.instance.joget_admin_password if self.instance.pk else "")
 
+    def saved_note(self) -> str:
+        """What became of the password, after save: an empty field keeps the stored one, or stores none."""
+        if self.data.get(self.add_prefix("joget_admin_password")):
+            return "Joget admin password stored."
+        if self.instance.joget_admin_password:
+            return "Joget admin password unchanged."
+        return "No Joget admin password is stored: system keys cannot be read until one is set."
+
 
 class NodeForm(forms.ModelForm):
     roles = forms.MultipleChoiceField(
@@ -108,6 +116,11 @@ class CredentialForm(forms.ModelForm):
             else:
                 self.instance.public_key = f"{key.get_name()} {key.get_base64()}"
         return data
+
+    def saved_note(self) -> str:
+        if self.instance.kind == Credential.Kind.PASSWORD:
+            return "SSH password stored."
+        return "Private key stored" + (", with its passphrase." if self.instance.passphrase else ".")
 
 
 class GenerateKeyForm(forms.Form):

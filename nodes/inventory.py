@@ -11,6 +11,7 @@ document uploaded over the web none (its user uploads the files instead).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -64,6 +65,22 @@ def _full_clean(where: str, obj, exclude=None) -> None:
             for field, msgs in exc.message_dict.items()
         )
         raise InventoryError(f"{where}: {details}") from None
+
+
+def import_inventory(upload, *, replace: bool, identity: str = "") -> tuple[Cluster, str]:
+    """An inventory file uploaded over the web (naming no file of this machine; `identity` is an uploaded
+    key) loaded; with it, the audit trail's words for what a replace dropped ("" if nothing was replaced).
+    Raises InventoryError, also for a file that is not JSON."""
+    from .services import history_of, replaced_details
+
+    try:
+        data = json.load(upload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InventoryError(f"Not a JSON document: {exc}") from None
+    existing = Cluster.objects.filter(name=data.get("cluster")).first() if isinstance(data, dict) else None
+    lost = history_of(existing) if existing and replace else None
+    cluster = load_inventory(data, replace=replace, local_root=None, identity=identity)
+    return cluster, (f"; {replaced_details(lost)}" if lost is not None else "")
 
 
 @transaction.atomic

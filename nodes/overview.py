@@ -77,11 +77,14 @@ def deployment_summary(cluster: Cluster) -> dict | None:
 
 
 def context(cluster: Cluster) -> dict:
+    from deployments import checklist
     from deployments.models import CheckRun
 
+    check_run = CheckRun.objects.filter(cluster=cluster).select_related("started_by").first()
     return {
         "layer_health": layer_health(cluster),
         "nodes": nodes_at_a_glance(cluster),
         "latest": deployment_summary(cluster),
-        "check_run": CheckRun.objects.filter(cluster=cluster).select_related("started_by").first(),
+        "check_run": check_run,
+        "checklist": checklist.summary(check_run),
     }

@@ -108,3 +108,30 @@ def probe_node(node_id: int) -> None:
 
 def facts_json(node: Node) -> str:
     return json.dumps(node.facts, indent=2, sort_keys=True)
+
+
+def history_of(cluster) -> list[str]:
+    """What the console would lose by recreating the cluster's record: its history and stored secrets
+    (the servers themselves keep everything; the audit trail stays)."""
+
+    def count(n: int, thing: str) -> str:
+        return f"{n} {thing}{'' if n == 1 else 's'}"
+
+    lost = []
+    if n := cluster.deployments.count():
+        lost.append(count(n, "deployment") + " and their logs")
+    if n := cluster.check_runs.count():
+        lost.append(count(n, "checklist result"))
+    if n := cluster.nodes.filter(license__isnull=False).exclude(license__system_key="").count():
+        lost.append(count(n, "system key"))
+    if n := sum(1 for node in cluster.nodes.filter(license__isnull=False).select_related("license")
+                if node.license.license_text):
+        lost.append(count(n, "stored license"))
+    if cluster.joget_admin_password:
+        lost.append("the stored Joget admin login")
+    return lost
+
+
+def replaced_details(lost: list[str]) -> str:
+    """The audit trail's words for a replaced cluster."""
+    return "replaced the existing cluster, dropping " + (", ".join(lost) if lost else "no history")

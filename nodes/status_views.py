@@ -98,12 +98,26 @@ def node_rows(cluster: Cluster) -> list[NodeRow]:
     for nid, key, state, detail in sorted(problems, key=lambda p: -health.SEVERITY[p[2]]):
         if nid in rows:
             rows[nid].problems.append((health.CHECKS.get(key, key), state, detail, CSS[state]))
+    for row in rows.values():
+        _one_cause(row)
     numbers = NodeHealth.objects.filter(node__cluster=cluster).values(
         "node_id", "ssh_ms", "http_ms", "balancer_ms", "load_x100", "mem_pct", "disk_pct")
     for n in numbers:
         if n["node_id"] in rows:
             rows[n["node_id"]].numbers = n
     return list(rows.values())
+
+
+def _one_cause(row: NodeRow) -> None:
+    """A node SSH cannot reach fails every check that needs a session (and its HTTP, if it is down): one cause,
+    one chip, naming the checks it took with it in its title."""
+    label = health.CHECKS["ssh"]
+    cause = next((p for p in row.problems if p[0] == label and p[1] == S.BAD), None)
+    if cause and len(row.problems) > 1:
+        others = [p[0] for p in row.problems if p is not cause]
+        row.problems = [(f"{label} unreachable, {len(others)} check{'s' if len(others) != 1 else ''} with it",
+                         S.BAD, f"{cause[2]} Also failing or not checked because of it: {', '.join(others)}.",
+                         cause[3])]
 
 
 # The node table and the tiles are built here rather than in the template: 500 rows of ten cells through

@@ -1,4 +1,3 @@
-import json
 
 from django.contrib import messages
 from django.db import transaction
@@ -7,7 +6,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, reswap
 
 from joget_cluster import uploads
 from joget_cluster.access import admin_required, operator_required, viewer_required
@@ -23,7 +22,7 @@ from .forms import (
     SharedDatabaseForm,
     SharedDirectoryForm,
 )
-from .inventory import InventoryError, load_inventory
+from .inventory import InventoryError, import_inventory
 from .models import Cluster, Credential, LoadBalancer, Node, SharedDatabase, SharedDirectory
 
 CLUSTER_AUDIT = (audit.Action.CLUSTER_CREATED, audit.Action.CLUSTER_CHANGED)
@@ -46,21 +45,24 @@ def _node(cluster_name: str, node_name: str) -> Node:
 
 
 def _form_page(request, form, *, title, cluster=None, success_url=None, template="nodes/form.html", audited=None):
-    """GET shows the form; POST saves it, or with ?validate=1 only re-renders it
-    with errors (HTMX inline validation); an invalid POST saves nothing.
-    `audited`: the (created, changed) audit actions of a save."""
+    """GET shows the form; POST saves it. With htmx, ?validate=1 (inline validation) and a POST that does not
+    validate answer only the error slots, so inputs keep what was typed; an invalid POST saves nothing.
+    `audited`: the (created, changed) audit actions of a save. A safe `next` (the page the form was opened
+    from) is where Save and Cancel go back to."""
+    next_url = _safe_next(request)
     if request.method == "POST" and form.is_valid() and not request.GET.get("validate"):
         creating = form.instance._state.adding
         obj = form.save()
         if audited:
             audit.record(request, audited[0] if creating else audited[1], target=obj,
                          details="" if creating else audit.changed_fields(form))
-        messages.success(request, f"{title}: saved.")
-        url = success_url or obj.get_absolute_url()
+        note = form.saved_note() if hasattr(form, "saved_note") else ""
+        messages.success(request, f"{title}: saved." + (f" {note}" if note else ""))
+        url = next_url or success_url or obj.get_absolute_url()
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    ctx = {"form": form, "title": title, "cluster": cluster}
-    if request.htmx:
-        return render(request, "nodes/_form.html", ctx)
+    ctx = {"form": form, "title": title, "cluster": cluster, "next": next_url}
+    if request.method == "POST" and request.htmx:
+        return reswap(render(request, "nodes/_form_errors.html", ctx), "none")
     return render(request, template, ctx)
 
 
@@ -126,18 +128,13 @@ def cluster_import(request):
     form = InventoryUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and uploads.is_valid(request, form):
         try:
-            data = json.load(form.cleaned_data["file"])
-            cluster = load_inventory(data, replace=form.cleaned_data["replace"], local_root=None,
-                                     identity=form.cleaned_data["identity"])
-        except (ValueError, UnicodeDecodeError) as exc:
-            form.add_error("file", f"Not a JSON document: {exc}")
+            cluster, replaced = import_inventory(form.cleaned_data["file"], replace=form.cleaned_data["replace"],
+                                                 identity=form.cleaned_data["identity"])
         except InventoryError as exc:
             form.add_error("file", " ".join(exc.messages))
         else:
-            replace = ", with replace (an existing cluster of that name was recreated)" \
-                if form.cleaned_data["replace"] else ""
             audit.record(request, audit.Action.INVENTORY_IMPORTED, target=cluster,
-                         details=f"{cluster.nodes.count()} nodes{replace}")
+                         details=f"{cluster.nodes.count()} nodes{replaced}")
             messages.success(request, f"Cluster {cluster.name} imported with {cluster.nodes.count()} nodes.")
             return redirect(cluster)
     return render(request, "nodes/cluster_import.html", {"form": form})
@@ -225,7 +222,7 @@ def node_confirm_host_key(request, name, node):
 
 
 def _safe_next(request) -> str | None:
-    url = request.POST.get("next", "")
+    url = request.POST.get("next") or request.GET.get("next", "")
     return url if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}) else None
 
 

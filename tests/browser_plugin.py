@@ -42,3 +42,12 @@ def screenshot():
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, animations="disabled")
 
     return save
+
+
+def log_in(page, base_url: str, next_path: str, username: str = "admin", password: str = "admin-pass-123") -> None:
+    """Log in through the form and land on `next_path`."""
+    page.goto(f"{base_url}/login/?next={next_path}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{next_path}")

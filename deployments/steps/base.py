@@ -130,6 +130,8 @@ class Step:
     depends_on: tuple[str, ...] = ()
     hint: str = ""
     in_default_plan: bool = True
+    # A step whose work is checking (in verify, which a dry run does not run): a dry run says it did not check.
+    checks_only: bool = False
 
     def applies(self, cluster: Cluster) -> bool:
         return True

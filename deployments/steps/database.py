@@ -640,6 +640,7 @@ class Schema(_ManagedStep):
 @register
 class Verify(Step):
     key = "database.verify"
+    checks_only = True
     title = "Every app server uses the database (select, insert, update, delete, create, alter)"
     layer = "database"
     depends_on = ("database.schema",)

@@ -280,6 +280,7 @@ def tomcat_control(ctx: StepContext) -> dict:
 @register
 class PostDeploymentTest(Step):
     key = "post_test"
+    checks_only = True
     title = "Post-deployment test through the balancer"
     layer = "post_test"
     depends_on = ("load_balancer.site", "replication.members")

@@ -157,7 +157,7 @@ class ServerXml(_AppServerStep):
                           xmledit.set_cluster(spec), what="server.xml", on_node=on_node)
         if change:
             kind = "multicast" if spec.multicast else f"static, {len(spec.others)} other member(s)"
-            change.description = f"server.xml: jvmRoute {node.jvm_route}, Cluster ({kind})"
+            change.description = f"set jvmRoute {node.jvm_route} and the Cluster element ({kind}) in server.xml"
         return [change] if change else []
 
     def verify(self, ctx):
@@ -184,7 +184,7 @@ class Hosts(_AppServerStep):
         on_node = ctx.read_file("/etc/hosts")
         current = (on_node or b"").decode("utf-8", "replace")
         change = ctx.want_file("/etc/hosts", fix_hosts(current, hostname, ip), mode="0644", owner="root:root",
-                               description=f"/etc/hosts: {hostname} → {ip}", on_node=on_node)
+                               description=f"map {hostname} to {ip} in /etc/hosts", on_node=on_node)
         return [change] if change else []
 
     def verify(self, ctx):
@@ -223,6 +223,7 @@ def member_addresses(log_lines: str) -> list[str]:
 @register
 class Members(_AppServerStep):
     key = "replication.members"
+    checks_only = True
     title = "Replication members found in catalina.out"
     depends_on = ("joget.running",)
     hint = ("Check that the app servers reach each other: multicast 228.0.0.4 UDP 45564 (or static membership) "

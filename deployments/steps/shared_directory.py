@@ -336,6 +336,7 @@ class Mount(_ManagedStep):
 @register
 class Verify(Step):
     key = "shared_directory.verify"
+    checks_only = True
     title = "Verify the app servers share one writable directory"
     layer = "shared_directory"
     depends_on = ("shared_directory.mount",)

@@ -431,7 +431,7 @@ class TomcatBase(_AppServerStep):
         xml = want_xml(ctx, server_xml(node), current, xmledit.set_http_port(node.http_port),
                        xmledit.drop_apr_listener, what="server.xml", on_node=on_node)
         if xml:
-            xml.description = f"server.xml: HTTP port {node.http_port}, no AprLifecycleListener"
+            xml.description = f"set HTTP port {node.http_port} and drop the AprLifecycleListener in server.xml"
             changes.append(xml)
         foreign = ctx.run(f"test -d {quote(b)} && find {quote(b)} -maxdepth 2 ! -user {SERVICE_USER} -print "
                           "| head -n 5; true", quiet=True, timeout=60).stdout.split()

@@ -20,3 +20,11 @@ document.addEventListener("click", async (event) => {
   button.textContent = "Copied";
   setTimeout(() => { button.textContent = label; }, 1500);
 });
+
+// On a narrow screen the sidebar folds away: the Menu button shows it over the page.
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest(".menu-toggle");
+  if (!toggle) return;
+  const open = document.body.classList.toggle("nav-open");
+  toggle.setAttribute("aria-expanded", String(open));
+});

@@ -88,3 +88,16 @@ class Secret(_AppServerStep):
         password = SharedDatabase.objects.get(cluster=ctx.cluster).password
         return [Change("echo the password", command=f"printf 'pw=%s\\n' {quote(password)}; "
                                                     f"printf 'pw=%s\\n' {quote(password)} >&2")]
+
+
+@register
+class Checks(_AppServerStep):
+    key = "test.checks"
+    title = "Only checks (as the post-deployment test does)"
+    checks_only = True
+
+    def verify(self, ctx):
+        ctx.run("hostname", check=True)
+        ctx.note(f"✓ reachable: {ctx.node.name} answers over SSH")
+        ctx.note(f"✓ route set: {ctx.node.jvm_route}")
+        ctx.note("– multicast: not applicable here")

@@ -85,7 +85,29 @@ def test_static_membership_does_not_need_multicast(cluster, light_testbed):
         light_testbed.host_exec("app1", "ip link set dev eth0 multicast on", check=True)
 
 
+def _deployed_once(cluster):
+    """After a successful deployment of the whole plan, whatever fails is a failure, not something to set up."""
+    from django.utils import timezone
+
+    from deployments.models import Deployment
+
+    Deployment.objects.create(cluster=cluster, status=Deployment.Status.SUCCEEDED, finished=timezone.now())
+
+
+def test_layers_the_deployment_sets_up_read_will_be_set_up(cluster):
+    run = checklist.run_now(cluster)
+    db = result(run, "database", "app1")
+    assert db.status == "planned", (db.found, db.fix)
+    assert db.fix.startswith("Will be set up: the deployment installs and sets up the database")
+    http = result(run, "app_http", "app1")
+    assert http.status == "planned" and "starts Tomcat with Joget on app1" in http.fix
+    assert result(run, "balancer").status == "planned"
+    assert result(run, "shared_directory", "app1").status == "pass"
+    assert run.status == "passed"
+
+
 def test_database_and_http_failures_say_how_to_fix(cluster):
+    _deployed_once(cluster)
     run = checklist.run_now(cluster)
     db = result(run, "database", "app1")
     assert db.status == "fail" and "joget@" in db.found and "bind-address" in db.fix
@@ -107,6 +129,7 @@ def test_app_http_passes_when_something_answers(cluster, light_testbed):
 
 
 def test_command_exits_non_zero_on_failure(cluster, capsys):
+    _deployed_once(cluster)
     with pytest.raises(SystemExit) as exc:
         call_command("check_prerequisites", cluster.name)
     assert exc.value.code == 1
@@ -123,5 +146,6 @@ def test_page_fills_in_live_through_the_worker(cluster, admin_client, celery_wor
     page = wait_for(lambda: (resp := admin_client.get(url, HTTP_HX_REQUEST="true")).status_code == 286 and resp,
                     timeout=60, message="the checklist to finish")
     html = page.content.decode()
-    assert "Shared directory mounted and writable" in html and "Fix:" in html
+    assert "Shared directory mounted and writable" in html
+    assert "Will be set up</span>" in html and "The deployment sets up the balancer" in html
     assert not CheckResult.objects.filter(status="pending").exists()

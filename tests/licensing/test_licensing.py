@@ -84,17 +84,24 @@ def test_key_change_voids_an_activated_license_and_shows_everywhere(cluster, fak
     assert services.activate(lic("app1").pk).state == License.State.ACTIVATED
 
 
-def test_a_refused_license_is_kept_masked_and_explained(cluster, fakes):
+def test_a_refused_license_is_shown_refused_explained_and_not_kept(cluster, fakes, admin_client):
     read_all(cluster)
     secret = "WRONG-LICENSE-for-another-server-0123456789"
     services.save_license(lic("app2"), secret)
     x = services.activate(lic("app2").pk)
-    assert x.state == License.State.REQUESTED and x.activated_key == ""
+    assert x.state == License.State.REFUSED and x.activated_key == ""
     assert x.activation_error.startswith("The node refused the license: Invalid license: not for key")
     # The fake echoes the license in its error: the stored message and page carry only the masked form.
     assert secret not in x.activation_error and secret not in x.raw_page
     assert "WRON…6789 (43 characters)" in x.activation_error
-    assert x.license_masked == "WRON…6789 (43 characters)"
+    # Not the node's license: nothing to activate again.
+    assert x.license_text == "" and x.license_for_key == ""
+    page = admin_client.get(reverse("licensing:cluster_licenses", args=["prod"])).content.decode()
+    assert '<span class="status bad">license refused</span>' in page
+    assert "Leave empty to activate the stored license again" not in page
+    # The right license pasted: activated.
+    services.save_license(lic("app2"), f"RIGHT {KEY2}")
+    assert services.activate(lic("app2").pk).state == License.State.ACTIVATED
 
 
 def test_license_strings_are_encrypted_at_rest_and_masked_in_deployment_logs(cluster):

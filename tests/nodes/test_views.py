@@ -115,3 +115,30 @@ def test_import_page(admin_client, tmp_path):
     assert r.status_code == 302 and Cluster.objects.get(name="imp").nodes.count() == 1
     r = admin_client.post(reverse("nodes:cluster_import"), {"file": SimpleUploadedFile("inv.json", b"[1,2")})
     assert b"Not a JSON document" in r.content
+
+
+def test_cluster_form_goes_back_only_to_a_page_of_this_site(admin_client, cluster):
+    url = reverse("nodes:cluster_edit", args=["prod"])
+    data = {"name": "prod", "joget_version": "8.1", "context_path": "/jw", "wflow_home": "/opt/joget/wflow",
+            "datasource_profile": "default", "joget_admin_user": "admin"}
+    r = admin_client.post(url, {**data, "next": "/clusters/prod/licenses/"})
+    assert r.status_code == 302 and r["Location"] == "/clusters/prod/licenses/"
+    r = admin_client.post(url, {**data, "next": "https://evil.example/"})
+    assert r.status_code == 302 and r["Location"] == "/clusters/prod/"
+
+
+def test_import_with_replace_says_in_the_audit_trail_what_it_dropped(admin_client, cluster):
+    import io
+
+    from nodes.models import AuditEvent
+
+    cluster.joget_admin_password = "secret"
+    cluster.save()
+    doc = (b'{"cluster": "prod", "nodes": [{"name": "app1", "address": "10.0.0.11", "roles": ["app_server"], '
+           b'"jvm_route": "node01"}]}')
+    upload = io.BytesIO(doc)
+    upload.name = "inventory.json"
+    r = admin_client.post(reverse("nodes:cluster_import"), {"file": upload, "replace": "on"})
+    assert r.status_code == 302
+    event = AuditEvent.objects.get(action=AuditEvent.Action.INVENTORY_IMPORTED)
+    assert event.details == "1 nodes; replaced the existing cluster, dropping the stored Joget admin login"
