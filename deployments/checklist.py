@@ -266,10 +266,24 @@ def last_deployed(cluster: Cluster):
             .order_by("-finished").first())
 
 
+# The steps that set up what an item checks: once one of them has succeeded, the item must pass.
+_LAYER_STEPS = {"shared_directory": "shared_directory.", "shared_directory_same": "shared_directory.",
+                "database": "database.", "balancer": "load_balancer.", "app_http": "joget.running"}
+
+
+def _layer_deployed(cluster: Cluster, item_key: str) -> bool:
+    from .models import StepRun
+
+    prefix = _LAYER_STEPS.get(item_key)
+    return bool(prefix) and StepRun.objects.filter(
+        deployment__cluster=cluster, deployment__dry_run=False, step__startswith=prefix,
+        status__in=StepRun.DONE).exists()
+
+
 def set_up_by_plan(cluster: Cluster, item_key: str, node: Node | None) -> str:
     """Why a failing item is no failure: its layer is on "Set it up for me" and the whole plan has not been
     deployed yet (after that, a failure is real). "" when the item must already pass."""
-    if last_deployed(cluster):
+    if last_deployed(cluster) or _layer_deployed(cluster, item_key):
         return ""
     if item_key == "app_http" and node is not None:
         # Tomcat given ("I have it") or installed, the deployment deploys Joget into it and starts it.

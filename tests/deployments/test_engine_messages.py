@@ -15,7 +15,7 @@ S = StepRun.Status
 def test_a_dry_run_says_what_it_would_do_and_which_checks_it_did_not_run(cluster, admin_client):
     dep = finished(engine.start(cluster, dry_run=True, steps=["test.marker", "test.checks"]))
     marker, checks = runs(dep, "test.marker"), runs(dep, "test.checks")
-    assert marker["app1"].message == "Would create /tmp/jcc-marker"
+    assert marker["app1"].message == "Would create /run/jcc-marker"
     assert checks["app1"].status == S.OK
     html = admin_client.get(reverse("deployments:deployment_detail", args=[dep.pk])).content.decode()
     assert html.count("Not checked in a dry run") == 2  # both app servers

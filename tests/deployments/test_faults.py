@@ -111,6 +111,8 @@ def test_a_console_error_around_the_step_fails_its_runs_at_once_with_the_reason(
     assert reason in page and "went silent" not in page
 
 
+@pytest.mark.light
+@pytest.mark.django_db(transaction=True)
 def test_changed_host_key_stops_the_node_until_the_admin_confirms_it(cluster, light_testbed, admin_client):
     tb = light_testbed
     first = engine.start(cluster, steps=["test.marker"])

@@ -159,7 +159,7 @@ def test_wizard_end_to_end(live_server, celery_worker_process, admin_user, hosts
     # A dry run changes nothing, and says so: its planned changes read "Would change", never "Changed".
     expect(page.locator("#deployment-status .run-head")).to_contain_text("Dry run: nothing changed on the nodes")
     expect(page.locator("#deployment-status .runs .status.planned").first).to_have_text("Would change")
-    expect(page.locator("#deployment-status")).to_contain_text("Would create /tmp/jcc-marker")
+    expect(page.locator("#deployment-status")).to_contain_text("Would create /run/jcc-marker")
     expect(page.locator("#deployment-status .runs .status.changed")).to_have_count(0)
     # Disabled while the dry run ran, the start button comes back by itself once it has finished.
     expect(page.locator("#start-review")).to_be_enabled()
