@@ -139,10 +139,8 @@ def advance(deployment_id: int) -> None:
             ]
             failed = [o for o in blocking if o.status in FAILED_LIKE]
             if failed:
-                first = failed[0]
                 r.status, r.finished = S.SKIPPED, timezone.now()
-                r.message = f"Skipped: {first.step} {'on ' + first.node.name if first.node_id else ''} " \
-                            f"did not succeed ({first.status})."
+                r.message = _skip_reason(r, failed)
                 r.save(update_fields=["status", "finished", "message"])
             elif all(o.status in StepRun.DONE for o in blocking):
                 to_queue.append(r)
@@ -168,6 +166,19 @@ def advance(deployment_id: int) -> None:
             transaction.on_commit(lambda: events.info("%s %s: %s", str(dep).capitalize(), dep.status, recap))
             if dep.status == Deployment.Status.SUCCEEDED and not dep.dry_run and "joget.running" in by_step:
                 transaction.on_commit(lambda: _read_system_keys(dep.cluster_id))
+
+
+def _skip_reason(run: StepRun, blocking: list[StepRun]) -> str:
+    """Name the run that really failed: on this run's own node if one did, and a skipped one's cause
+    rather than the skip (its message already names the root)."""
+    def rank(o: StepRun) -> tuple[bool, bool]:
+        return (o.status == S.SKIPPED, o.node_id not in (None, run.node_id))
+
+    cause = min(blocking, key=rank)
+    if cause.status == S.SKIPPED and cause.message.startswith("Skipped: "):
+        return cause.message
+    where = f" on {cause.node.name}" if cause.node_id else ""
+    return f"Skipped: {cause.step}{where} did not succeed ({cause.status})."
 
 
 def _read_system_keys(cluster_id: int) -> None:

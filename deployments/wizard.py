@@ -233,9 +233,12 @@ def wizard_step(request, name, step):
             ctx.update(groups=groups, progress=_progress(dep), recap=dep.recap(), back_url=request.path)
         ctx["running"] = cluster.deployments.filter(status=Deployment.Status.RUNNING).first()
     elif step == "licenses":
-        from licensing.services import licenses_for
+        from licensing.services import is_busy, licenses_for
 
         ctx["licenses"] = licenses_for(cluster)
+        for lic in ctx["licenses"]:
+            lic.reading = is_busy(lic) and lic.busy == lic.Busy.READING
+        ctx["reading"] = any(lic.reading for lic in ctx["licenses"])
         ctx["activated"] = sum(1 for lic in ctx["licenses"] if lic.state == "activated")
         ctx["licenses_url"] = reverse("licensing:cluster_licenses", args=[cluster.name])
         ctx["deployed"] = cluster.deployments.filter(dry_run=False, status=Deployment.Status.SUCCEEDED).exists()
