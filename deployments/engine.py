@@ -39,13 +39,25 @@ class DeploymentRefused(Exception):
     """The deployment cannot start (or be retried/resumed); the message says why."""
 
 
+class UnknownSteps(DeploymentRefused):
+    """Steps were named that no module registers."""
+
+
+class DeploymentRunning(DeploymentRefused):
+    """Another deployment of the cluster runs: `running` is it."""
+
+    def __init__(self, message: str, running: Deployment):
+        super().__init__(message)
+        self.running = running
+
+
 # -- starting ---------------------------------------------------------------------------------------
 
 def start(cluster: Cluster, *, user=None, dry_run: bool = False, steps: list[str] | None = None) -> Deployment:
     try:
         plan = plan_steps(cluster, only=steps)
     except KeyError as exc:
-        raise DeploymentRefused(str(exc.args[0])) from None
+        raise UnknownSteps(str(exc.args[0])) from None
     if not plan:
         raise DeploymentRefused(f"Nothing to do: no step applies to cluster {cluster.name}.")
     runs = [(pos, step, node) for pos, step in enumerate(plan) for node in step.targets(cluster)]
@@ -76,9 +88,9 @@ def _refuse_if_running(cluster: Cluster) -> None:
     running = Deployment.objects.filter(cluster=cluster, status=Deployment.Status.RUNNING).first()
     if running:
         who = running.started_by.get_username() if running.started_by else "the command line"
-        raise DeploymentRefused(
+        raise DeploymentRunning(
             f"{str(running).capitalize()} is running (started {running.created:%Y-%m-%d %H:%M:%S} by {who}). "
-            "Wait for it to finish or cancel it first."
+            "Wait for it to finish or cancel it first.", running,
         )
 
 

@@ -224,3 +224,29 @@ class WizardState(models.Model):
 
     def __str__(self):
         return f"wizard of {self.cluster} at {self.step}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API, held by one user and acting with that user's role.
+
+    Only a SHA-256 digest of the secret is stored: the token is shown once, when it is made
+    (`manage.py api_token`). `key_id` is the token's public part, to find the row and name it in lists.
+    """
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. the CI job that holds it.")
+    key_id = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"API token {self.name!r} of {self.user}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked is None and self.user.is_active

@@ -8,10 +8,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from joget_cluster.access import operator_required, viewer_required
-from nodes import audit
 from nodes.models import Cluster
 
-from . import engine
+from . import engine, services
 from .models import Deployment, LogLine, StepRun
 from .steps import get_step
 
@@ -111,13 +110,10 @@ def deployment_start(request, name):
     steps = [s for s in request.POST.get("steps", "").replace(" ", "").split(",") if s]
     next_url = _safe_next(request)
     try:
-        dep = engine.start(cluster, user=request.user, dry_run=bool(request.POST.get("dry_run")), steps=steps)
+        dep = services.start_deployment(request, cluster, dry_run=bool(request.POST.get("dry_run")), steps=steps)
     except engine.DeploymentRefused as exc:
         messages.error(request, str(exc))
         return redirect(next_url or reverse("deployments:deployment_list", args=[name]))
-    kind = "dry run" if dep.dry_run else "deployment"
-    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{dep.pk}", cluster=cluster,
-                 details=f"{kind}; steps: {', '.join(steps) or 'the whole plan'}")
     return redirect(next_url or reverse("deployments:deployment_detail", args=[dep.pk]))
 
 
@@ -196,33 +192,30 @@ def run_log_download(request, pk, run_pk):
 @require_POST
 @operator_required
 def deployment_cancel(request, pk):
-    return _lever(request, pk, lambda dep: engine.cancel(dep), "Cancel requested: running commands are interrupted.",
-                  audit.Action.DEPLOYMENT_CANCELLED)
+    return _lever(request, pk, services.cancel_deployment, "Cancel requested: running commands are interrupted.")
 
 
 @require_POST
 @operator_required
 def deployment_resume(request, pk):
-    return _lever(request, pk, lambda dep: engine.resume(dep), "Resumed: finished steps are re-probed first.",
-                  audit.Action.DEPLOYMENT_RESUMED)
+    return _lever(request, pk, services.resume_deployment, "Resumed: finished steps are re-probed first.")
 
 
 @require_POST
 @operator_required
 def deployment_retry(request, pk):
     step = request.POST.get("step", "")
-    return _lever(request, pk, lambda dep: engine.retry(dep, step), f"Retrying {step} where it failed.",
-                  audit.Action.DEPLOYMENT_RETRIED, details=f"step {step}")
+    return _lever(request, pk, lambda req, dep: services.retry_step(req, dep, step),
+                  f"Retrying {step} where it failed.")
 
 
-def _lever(request, pk, action, success: str, audit_action: str, details: str = "") -> HttpResponse:
+def _lever(request, pk, action, success: str) -> HttpResponse:
     dep = _deployment(pk)
     try:
-        action(dep)
+        action(request, dep)
     except engine.DeploymentRefused as exc:
         messages.error(request, str(exc))
     else:
-        audit.record(request, audit_action, target=f"deployment #{dep.pk}", cluster=dep.cluster, details=details)
         messages.success(request, success)
     return redirect(_safe_next(request) or reverse("deployments:deployment_detail", args=[pk]))
 
@@ -262,9 +255,6 @@ def checklist(request, name):
 @require_POST
 @operator_required
 def checklist_run(request, name):
-    from . import checklist as checks
-
     cluster = get_object_or_404(Cluster, name=name)
-    run = checks.start(cluster, request.user)
-    audit.record(request, audit.Action.CHECKLIST_RUN, target=cluster, details=f"checklist #{run.pk}")
+    services.start_checklist(request, cluster)
     return redirect(_safe_next(request) or reverse("deployments:checklist", args=[name]))

@@ -96,6 +96,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "nodes",
     "deployments",
     "licensing",
@@ -378,6 +381,50 @@ if "license-keys" not in CELERY_BEAT_SCHEDULE:
         "task": "licensing.tasks.refresh_all_keys", "schedule": JOGET_LICENSE_CHECK_INTERVAL,
     }
 # ---- end of licensing ---------------------------------------------------------------------------------
+
+# ---- REST API (deployments/api/; see docs/api.md) -----------------------------------------------------
+# Requests one API token (or one logged-in user) may make, as N/second|minute|hour|day; 429 past it.
+# Counted in Django's cache: per web process with the default local-memory cache.
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/minute")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First: its WWW-Authenticate header makes a request without credentials a 401, not a 403.
+        "deployments.api.tokens.BearerTokenAuthentication",
+        # A logged-in browser, with CSRF enforced on unsafe methods.
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["deployments.api.access.RolePermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["deployments.api.tokens.PerTokenThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "deployments.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # `?format=csv` is the system keys' own parameter, not DRF's renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Joget cluster console API",
+    "DESCRIPTION": "What an admin clicks in the console, for scripts and pipelines. See docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the sidecar package's static files: nothing from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "DeploymentStatusEnum": "deployments.models.Deployment.Status",
+        "StepRunStatusEnum": "deployments.models.StepRun.Status",
+        "CheckRunStatusEnum": "deployments.models.CheckRun.Status",
+        "CheckResultStatusEnum": "deployments.models.CheckResult.Status",
+    },
+    "SERVE_PERMISSIONS": ["deployments.api.access.RolePermission"],
+    "SERVE_AUTHENTICATION": ["deployments.api.tokens.BearerTokenAuthentication",
+                             "rest_framework.authentication.SessionAuthentication"],
+}
+# ---- end of REST API ------------------------------------------------------------------------------------
 
 # ---- Node health checks (issue 8; nodes/health.py) -------------------------------------------------
 HEALTH_CHECK_INTERVAL = env.float("HEALTH_CHECK_INTERVAL", default=30.0)

@@ -84,6 +84,10 @@ def record(request_or_user, action: str, *, target="", cluster=None, details: st
         user = None
     if cluster is None and isinstance(target, models.Model):
         cluster = target
+    # Set by the REST API's token authentication ("API token 'ci-deploy'"): which of the user's tokens acted.
+    via = getattr(request, "audit_via", "") if request is not None else ""
+    if via:
+        details = f"{details} (via {via})" if details else f"via {via}"
     return AuditEvent.objects.create(
         actor=user,
         username=(username if username is not None else (user.get_username() if user else ""))[:150],

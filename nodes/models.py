@@ -425,6 +425,8 @@ class AuditEvent(models.Model):
         HOST_KEY_CONFIRMED = "host_key_confirmed", "Host key confirmed"
         HOST_KEY_MISMATCH = "host_key_mismatch", "Host key mismatch"
         SECRETS_ROTATED = "secrets_rotated", "Secrets re-encrypted"
+        API_TOKEN_CREATED = "api_token_created", "API token created"
+        API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
 
     time = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

@@ -1,0 +1,53 @@
+"""What the console does when someone starts a deployment or a checklist: one code path for the pages, the
+REST API and (for deployments) the `deploy` command, which all go through `engine.start` / `checklist.start`.
+
+`request` is the Django (or DRF) request of the user acting: the audit trail takes the actor and address from
+it, and names the API token when the request carries one.
+"""
+
+from __future__ import annotations
+
+from nodes import audit
+from nodes.models import Cluster
+
+from . import checklist, engine
+from .models import CheckRun, Deployment
+
+
+def start_deployment(request, cluster: Cluster, *, dry_run: bool, steps: list[str]) -> Deployment:
+    """Start a deployment (or dry run) of `cluster` as the request's user, and audit it.
+
+    Raises engine.DeploymentRefused (UnknownSteps, DeploymentRunning, ...) with the reason.
+    """
+    dep = engine.start(cluster, user=request.user, dry_run=dry_run, steps=steps)
+    kind = "dry run" if dep.dry_run else "deployment"
+    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{dep.pk}", cluster=cluster,
+                 details=f"{kind}; steps: {', '.join(steps) or 'the whole plan'}")
+    return dep
+
+
+def start_checklist(request, cluster: Cluster) -> CheckRun:
+    """Run the prerequisite checklist of `cluster` in the workers (results fill in live), and audit it."""
+    run = checklist.start(cluster, request.user)
+    audit.record(request, audit.Action.CHECKLIST_RUN, target=cluster, details=f"checklist #{run.pk}")
+    return run
+
+
+def cancel_deployment(request, dep: Deployment) -> None:
+    """Ask the running steps of `dep` to stop (their remote commands are killed), and audit it."""
+    engine.cancel(dep)
+    audit.record(request, audit.Action.DEPLOYMENT_CANCELLED, target=f"deployment #{dep.pk}", cluster=dep.cluster)
+
+
+def resume_deployment(request, dep: Deployment) -> None:
+    """Continue `dep` from its failed steps (finished ones are re-probed), and audit it."""
+    engine.resume(dep)
+    audit.record(request, audit.Action.DEPLOYMENT_RESUMED, target=f"deployment #{dep.pk}", cluster=dep.cluster)
+
+
+def retry_step(request, dep: Deployment, step: str) -> int:
+    """Rerun `step` of `dep` on the nodes where it failed, and audit it; the number of runs queued again."""
+    count = engine.retry(dep, step)
+    audit.record(request, audit.Action.DEPLOYMENT_RETRIED, target=f"deployment #{dep.pk}", cluster=dep.cluster,
+                 details=f"step {step}")
+    return count
