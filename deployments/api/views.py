@@ -17,6 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view
+from rest_framework.exceptions import ParseError
 from rest_framework.response import Response
 
 from joget_cluster.access import Role, require_role
@@ -91,13 +92,16 @@ def cluster_health(request, name):
 # -- nodes ----------------------------------------------------------------------------------------------------
 
 def _node_form(request, cluster: Cluster, instance: Node | None = None) -> NodeForm:
-    """The console's node form, fed from JSON: the same validators, the same messages. A PATCH starts from the
-    node as stored; `credential` is given by name."""
-    data = {}
-    if instance is not None:
+    """The console's node form, fed from JSON: the same validators, the same messages. A POST starts from the
+    values the empty form shows (the model's defaults), a PATCH from the node as stored; `credential` is given
+    by name."""
+    if instance is None:
+        blank = NodeForm(cluster=cluster)
+        data = {n: blank[n].value() for n in blank.fields if blank[n].value() not in (None, "")}
+    else:
         data = {k: v for k, v in model_to_dict(instance, fields=NodeForm.Meta.fields).items() if v is not None}
         data["roles"] = instance.roles
-    data.update(request.data if isinstance(request.data, dict) else {})
+    data.update(request.data)
     credential = data.get("credential")
     if isinstance(credential, str):
         found = Credential.objects.filter(name=credential).values_list("pk", flat=True).first()
@@ -105,7 +109,10 @@ def _node_form(request, cluster: Cluster, instance: Node | None = None) -> NodeF
     return NodeForm(data, instance=instance, cluster=cluster)
 
 
-def _save_node(request, form: NodeForm, created_status: int) -> Response:
+def _save_node(request, cluster: Cluster, instance: Node | None, created_status: int) -> Response:
+    if not isinstance(request.data, dict):
+        raise ParseError("The body must be a JSON object of the node's fields.")
+    form = _node_form(request, cluster, instance)
     if not form.is_valid():
         return invalid(form.errors)
     creating = form.instance._state.adding
@@ -124,7 +131,7 @@ def cluster_nodes(request, name):
     cluster = _cluster(name)
     if request.method == "POST":
         require_role(request, Role.ADMIN)
-        return _save_node(request, _node_form(request, cluster), status.HTTP_201_CREATED)
+        return _save_node(request, cluster, None, status.HTTP_201_CREATED)
     nodes = cluster.nodes.select_related("credential").order_by("name")
     return Response(s.NodeSerializer(nodes, many=True).data)
 
@@ -137,7 +144,7 @@ def node_detail(request, name, node):
     obj = get_object_or_404(Node.objects.select_related("cluster", "credential"), cluster__name=name, name=node)
     if request.method == "PATCH":
         require_role(request, Role.ADMIN)
-        return _save_node(request, _node_form(request, obj.cluster, obj), status.HTTP_200_OK)
+        return _save_node(request, obj.cluster, obj, status.HTTP_200_OK)
     return Response(s.NodeSerializer(obj).data)
 
 
