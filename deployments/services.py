@@ -7,11 +7,13 @@ it, and names the API token when the request carries one.
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from nodes import audit
 from nodes.models import Cluster
 
 from . import checklist, engine
-from .models import CheckRun, Deployment
+from .models import Artifact, CheckRun, Deployment
 
 
 def start_deployment(request, cluster: Cluster, *, dry_run: bool, steps: list[str]) -> Deployment:
@@ -51,3 +53,17 @@ def retry_step(request, dep: Deployment, step: str) -> int:
     audit.record(request, audit.Action.DEPLOYMENT_RETRIED, target=f"deployment #{dep.pk}", cluster=dep.cluster,
                  details=f"step {step}")
     return count
+
+
+def store_artifact(request, cluster: Cluster, kind: str, upload) -> Artifact:
+    """Keep an uploaded file (jw.war, a Tomcat archive, the schema) as the cluster's artifact of that kind,
+    replacing the one before, with its size and SHA-256; audited. The next deployment installs it."""
+    size, sha = Artifact.digest(upload)  # reads the spooled temp file in 1 MB chunks
+    with transaction.atomic():
+        Artifact.objects.filter(cluster=cluster, kind=kind).delete()
+        art = Artifact(cluster=cluster, kind=kind, original_name=upload.name[:255], size=size, sha256=sha)
+        art.file.save(upload.name, upload, save=False)
+        art.save()
+    audit.record(request, audit.Action.ARTIFACT_UPLOADED, target=cluster,
+                 details=f"{art.get_kind_display()} {art.original_name}: {size} bytes, sha256 {sha}")
+    return art

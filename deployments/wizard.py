@@ -22,7 +22,7 @@ from nodes.inventory import InventoryError, import_inventory, load_inventory
 from nodes.models import Cluster, LoadBalancer, SharedDatabase, SharedDirectory
 from nodes.services import enqueue_fetch_host_key, history_of, replaced_details
 
-from . import checklist
+from . import checklist, services
 from .models import Artifact, Deployment, WizardState
 
 STEP_KEYS = [key for key, _ in WizardState.STEPS]
@@ -180,17 +180,8 @@ def wizard_upload(request, name):
         for errors in form.errors.values():
             messages.error(request, " ".join(errors))
         return redirect("deployments:wizard_step", name, "artifacts")
-    upload = form.cleaned_data["file"]
-    kind = form.cleaned_data["kind"]
-    size, sha = Artifact.digest(upload)  # reads the spooled temp file in 1 MB chunks
-    with transaction.atomic():
-        Artifact.objects.filter(cluster=cluster, kind=kind).delete()
-        art = Artifact(cluster=cluster, kind=kind, original_name=upload.name[:255], size=size, sha256=sha)
-        art.file.save(upload.name, upload, save=False)
-        art.save()
-    audit.record(request, audit.Action.ARTIFACT_UPLOADED, target=cluster,
-                 details=f"{art.get_kind_display()} {art.original_name}: {size} bytes, sha256 {sha}")
-    messages.success(request, f"{art.get_kind_display()} stored: {size} bytes, sha256 {sha[:16]}…")
+    art = services.store_artifact(request, cluster, form.cleaned_data["kind"], form.cleaned_data["file"])
+    messages.success(request, f"{art.get_kind_display()} stored: {art.size} bytes, sha256 {art.sha256[:16]}…")
     return redirect("deployments:wizard_step", name, "artifacts")
 
 

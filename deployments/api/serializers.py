@@ -9,7 +9,7 @@ from rest_framework import serializers
 from nodes.models import Cluster, LoadBalancer, Node, SharedDatabase, SharedDirectory
 from nodes.ssh import fingerprint
 
-from ..models import CheckResult, CheckRun, Deployment, StepRun
+from ..models import Artifact, CheckResult, CheckRun, Deployment, StepRun
 
 
 class ClusterSerializer(serializers.ModelSerializer):
@@ -186,6 +186,19 @@ class DeploymentStartSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField(default=False, help_text="Probe only: show what would change.")
     steps = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list,
                                   help_text="Step keys to run; empty: the whole plan.")
+
+
+class ArtifactSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Artifact
+        fields = ["kind", "original_name", "size", "sha256", "uploaded"]
+
+
+class ArtifactUploadSerializer(serializers.Serializer):
+    """multipart/form-data (documentation only: the wizard's upload form validates it)."""
+
+    kind = serializers.ChoiceField(choices=Artifact.Kind.choices)
+    file = serializers.FileField()
 
 
 class RetrySerializer(serializers.Serializer):

@@ -21,6 +21,7 @@ urlpatterns = [
     path("clusters/<slug:name>/nodes/", _api(views.cluster_nodes), name="cluster_nodes"),
     path("clusters/<slug:name>/nodes/<slug:node>/", _api(views.node_detail), name="node_detail"),
     path("clusters/<slug:name>/deployments/", _api(views.cluster_deployments), name="cluster_deployments"),
+    path("clusters/<slug:name>/artifacts/", _api(views.cluster_artifacts), name="cluster_artifacts"),
     path("clusters/<slug:name>/checklist/", _api(views.cluster_checklist), name="cluster_checklist"),
     path("clusters/<slug:name>/system-keys/", _api(views.system_keys), name="system_keys"),
     path("deployments/<int:pk>/", _api(views.deployment_detail), name="deployment_detail"),

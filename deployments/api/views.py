@@ -16,10 +16,12 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.decorators import api_view
+from rest_framework.decorators import api_view, parser_classes
 from rest_framework.exceptions import ParseError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
+from joget_cluster import uploads
 from joget_cluster.access import Role, require_role
 from licensing import services as licensing
 from nodes import audit, overview
@@ -30,6 +32,7 @@ from nodes.status_views import summary as health_summary
 
 from .. import checklist, engine, services
 from ..models import CheckRun, Deployment, LogLine
+from ..wizard import ArtifactUploadForm
 from . import serializers as s
 from .errors import Conflict, invalid
 
@@ -146,6 +149,27 @@ def node_detail(request, name, node):
         require_role(request, Role.ADMIN)
         return _save_node(request, obj.cluster, obj, status.HTTP_200_OK)
     return Response(s.NodeSerializer(obj).data)
+
+
+# -- artifacts --------------------------------------------------------------------------------------------------
+
+@extend_schema(methods=["GET"], responses={200: s.ArtifactSerializer(many=True), **NOT_FOUND},
+               summary="Artifacts of a cluster (jw.war, Tomcat archive, schema) with size and SHA-256")
+@extend_schema(methods=["POST"], request={"multipart/form-data": s.ArtifactUploadSerializer},
+               responses={201: s.ArtifactSerializer, **ERRORS},
+               summary="Upload an artifact (admin); it replaces the one of its kind, the next deployment installs it")
+@api_view(["GET", "POST"])
+@parser_classes([MultiPartParser])
+def cluster_artifacts(request, name):
+    cluster = _cluster(name)
+    if request.method == "POST":
+        require_role(request, Role.ADMIN)
+        form = ArtifactUploadForm(request.data, request.FILES)
+        if not uploads.is_valid(request, form):
+            return invalid(form.errors)
+        art = services.store_artifact(request, cluster, form.cleaned_data["kind"], form.cleaned_data["file"])
+        return Response(s.ArtifactSerializer(art).data, status=status.HTTP_201_CREATED)
+    return Response(s.ArtifactSerializer(cluster.artifacts.all(), many=True).data)
 
 
 # -- deployments ----------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ refused with the node form's own errors; the OpenAPI schema valid by drf-spectac
 page served by the console, with no asset from elsewhere."""
 
 import csv
+import hashlib
 import io
 import re
 
@@ -10,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.forms.models import model_to_dict
 
+from deployments.models import Artifact
 from licensing.models import License
 from nodes.forms import NodeForm
 from nodes.models import AuditEvent, Cluster, Credential, Node, SharedDatabase
@@ -169,3 +171,36 @@ def test_the_schema_validates_and_the_docs_page_is_served_here(live_server, api_
     assert assets and not [a for a in assets if a.startswith(("http:", "https:", "//"))]
     for asset in assets:  # the Swagger UI files and the init script, all from the console
         assert call(f"{live_server.url}{asset.replace('&amp;', '&')}", opener=opener).status == 200, asset
+
+
+def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
+    boundary = "----jcc-test-boundary-5f1c"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in fields.items()]
+    for name, (filename, content) in files.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                     f"Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_an_admin_uploads_a_war_as_the_wizard_does(api_as, prod, settings):
+    war = b"PK\x03\x04 a stand-in jw.war " * 100
+    body, ctype = multipart({"kind": "jw_war"}, {"file": ("jw.war", war)})
+    refused = api_as("operator")("/clusters/prod/artifacts/", "POST", raw=body, headers={"Content-Type": ctype})
+    assert refused.status == 403
+    api = api_as("admin", "ci upload")
+    stored = api("/clusters/prod/artifacts/", "POST", raw=body, headers={"Content-Type": ctype})
+    assert stored.status == 201, stored.text
+    assert stored.json["sha256"] == hashlib.sha256(war).hexdigest() and stored.json["size"] == len(war)
+    assert [(a["kind"], a["original_name"]) for a in api("/clusters/prod/artifacts/").json] == [("jw_war", "jw.war")]
+    assert Artifact.objects.get(cluster=prod, kind="jw_war").file.read() == war
+    event = AuditEvent.objects.get(action="artifact_uploaded")
+    assert hashlib.sha256(war).hexdigest() in event.details and "API token 'ci upload'" in event.details
+
+    settings.UPLOAD_MAX_BYTES = 1000
+    too_big = api("/clusters/prod/artifacts/", "POST", raw=body, headers={"Content-Type": ctype})
+    assert too_big.status == 400 and "larger than" in too_big.json["fields"]["file"][0]
+    wrong_kind, ctype = multipart({"kind": "rootkit"}, {"file": ("x.war", b"x")})
+    answer = api("/clusters/prod/artifacts/", "POST", raw=wrong_kind, headers={"Content-Type": ctype})
+    assert answer.status == 400 and "kind" in answer.json["fields"]
+    assert Artifact.objects.get(cluster=prod, kind="jw_war").sha256 == hashlib.sha256(war).hexdigest()
