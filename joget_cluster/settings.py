@@ -8,6 +8,7 @@ holds root on every server must not start half-configured.
 
 import contextlib
 import ipaddress
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -386,6 +387,8 @@ if "license-keys" not in CELERY_BEAT_SCHEDULE:
 # Requests one API token (or one logged-in user) may make, as N/second|minute|hour|day; 429 past it.
 # Counted in Django's cache: per web process with the default local-memory cache.
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/minute")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", API_THROTTLE_RATE):
+    raise ImproperlyConfigured(f"API_THROTTLE_RATE={API_THROTTLE_RATE!r}: use N/second, N/minute, N/hour or N/day.")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # First: its WWW-Authenticate header makes a request without credentials a 401, not a 403.
