@@ -7,7 +7,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from nodes.models import Cluster, LoadBalancer, Node, SharedDatabase, SharedDirectory
-from nodes.ssh import fingerprint
+from nodes.ssh import SSHError, fingerprint
 
 from ..models import Artifact, CheckResult, CheckRun, Deployment, StepRun
 
@@ -33,7 +33,10 @@ class NodeSerializer(serializers.ModelSerializer):
                   "created"]
 
     def get_host_key_fingerprint(self, node) -> str | None:
-        return fingerprint(node.host_key) if node.host_key else None
+        try:
+            return fingerprint(node.host_key) if node.host_key else None
+        except SSHError:
+            return None  # not a key line: the node page says so; a list must not fail on it
 
 
 class _LayerSerializer(serializers.ModelSerializer):
@@ -171,7 +174,7 @@ class HealthSerializer(serializers.Serializer):
 
 
 class ClusterDetailSerializer(ClusterSerializer):
-    layers = LayersSerializer(source="*")
+    layers = LayersSerializer()
     health = serializers.DictField(child=LayerHealthSerializer(), source="layer_health")
     latest_deployment = DeploymentSerializer(allow_null=True)
     checklist = serializers.DictField(source="checklist_summary")
