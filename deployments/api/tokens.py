@@ -33,7 +33,9 @@ def issue(user, name: str) -> tuple[ApiToken, str]:
     key_id = secrets.token_hex(6)
     token = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     row = ApiToken.objects.create(user=user, name=name, key_id=key_id, digest=_digest(token))
-    audit.record(user, audit.Action.API_TOKEN_CREATED, target=str(row), details=f"token {key_id}")
+    # Only the command line makes tokens: the event says so (its actor is the token's owner).
+    audit.record(user, audit.Action.API_TOKEN_CREATED, target=str(row),
+                 details=f"token {key_id}, made with manage.py api_token")
     return row, token
 
 
