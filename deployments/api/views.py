@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count
+from django.db.models import Count, Min
 from django.forms.models import model_to_dict
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -221,9 +221,13 @@ def deployment_log(request, pk):
     active = Deployment.objects.filter(pk=dep.pk, status=Deployment.Status.RUNNING).exists()
     lines = LogLine.objects.filter(run__deployment=dep, id__gt=after)
     if active:
-        # Worker processes write lines in concurrent transactions: a lower id can commit just after a higher
-        # one. Lines that have settled are all committed, so a cursor past them never skips one.
-        lines = lines.filter(time__lte=timezone.now() - LOG_SETTLE)
+        # Step threads write lines in concurrent transactions: a lower id can commit just after a higher one.
+        # Serve only ids below the first line printed in the last LOG_SETTLE (those have been written and
+        # committed), so the cursor never passes a line that is not visible yet. Not a filter on time itself:
+        # within one write, ids follow the nodes, not the time, and a time filter would leave holes.
+        recent = lines.filter(time__gt=timezone.now() - LOG_SETTLE).aggregate(first=Min("id"))["first"]
+        if recent is not None:
+            lines = lines.filter(id__lt=recent)
     lines = list(lines.select_related("run__node").order_by("id")[:LOG_PAGE + 1])
     more = len(lines) > LOG_PAGE
     lines = lines[:LOG_PAGE]
