@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from licensing.joget import direct_opener
-from nodes import ssh
+from nodes import ssh, web
 from nodes.models import Cluster, LayerMode, LoadBalancer, Node, SharedDatabase, SharedDirectory
 
 from .models import CheckResult, CheckRun
@@ -232,7 +232,7 @@ def check_balancer(cluster: Cluster, node: None) -> Outcome:
     lb = LoadBalancer.objects.filter(cluster=cluster).select_related("node").first()
     if not lb or not lb.node:
         return Outcome(False, "no load balancer configured", "Set up the load balancer layer.")
-    url = f"http://{lb.node.address}:{lb.http_port}{cluster.context_path}/web/json/workflow/currentUsername"
+    url = f"http://{lb.node.address}:{lb.http_port}{cluster.context_path}{web.ANON_PATH}"
     status, body = _http_get(url)
     try:
         username = json.loads(body).get("username") if status == 200 else None

@@ -18,14 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from nodes import audit, ssh
 from nodes.models import Cluster, Node
+from nodes.secrets import cluster_secrets, masker
 
 from .dbretry import through_restart
-from .logbuffer import LogBuffer, flusher, masker
+from .logbuffer import LogBuffer, flusher
 from .models import Deployment, LogLine, StepRun
 from .steps import StepContext, StepFailed, get_step, plan_steps
 
@@ -264,24 +265,6 @@ def _record_offered_key(node: Node, offered: str) -> None:
         # Seen by a worker, not by an admin: the audit trail still gets it (once per offered key).
         audit.record_host_key_mismatch(None, Node.objects.get(pk=node.pk), ssh.fingerprint(offered),
                                        ssh.fingerprint(node.host_key))
-
-
-def cluster_secrets(cluster: Cluster) -> list[str]:
-    """Every secret a step of this cluster could print: masked before storage.
-
-    One query, and each credential decrypted once (loading it with every node decrypted it per node:
-    at 16 app servers that was a tenth of the worker's CPU)."""
-    from licensing.models import License
-    from nodes.models import Credential, SharedDatabase
-
-    # order_by(): the models' default orderings would put ORDER BY inside the compound statement, which
-    # SQLite refuses (PostgreSQL accepts it).
-    creds = Credential.objects.filter(Q(pk=cluster.credential_id) | Q(node__cluster=cluster)).order_by()
-    parts = [creds.values_list("password"), creds.values_list("passphrase"),
-             License.objects.filter(node__cluster=cluster).order_by().values_list("license_text")]
-    # UNION (not ALL) keeps each stored value once; every column is an EncryptedTextField, decrypted as read.
-    rows = SharedDatabase.objects.filter(cluster=cluster).order_by().values_list("password").union(*parts)
-    return [v for v in [cluster.joget_admin_password, *(row[0] for row in rows)] if v]
 
 
 def _pidfile(run_id: int) -> str:

@@ -28,7 +28,7 @@ class License(models.Model):
         READING = "reading", "reading the key"
         ACTIVATING = "activating", "activating"
 
-    # Named `node` and `license_text`: deployments.engine.cluster_secrets() masks these strings in logs.
+    # Named `node` and `license_text`: nodes.secrets.cluster_secrets() masks these strings in logs.
     node = models.OneToOneField(Node, on_delete=models.CASCADE, related_name="license")
     state = models.CharField(max_length=16, choices=State.choices, default=State.NO_KEY)
 

@@ -9,7 +9,6 @@ anything stored from a node's answer, and shown only as their first and last fou
 from __future__ import annotations
 
 import csv
-import html
 import io
 import logging
 from datetime import timedelta
@@ -22,6 +21,7 @@ from jproperties import Properties
 
 from nodes import ssh
 from nodes.models import Cluster, LoadBalancer, Node
+from nodes.secrets import masker
 
 from . import joget
 from .models import License
@@ -52,12 +52,8 @@ def _secrets_of(cluster: Cluster) -> list[str]:
 
 
 def mask_secrets(text: str, secrets: list[str]) -> str:
-    """Replace each secret, as is and HTML-escaped (pages escape what they echo), by its masked form."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        for form in {secret, html.escape(secret), html.escape(secret, quote=False)}:
-            if form:
-                text = text.replace(form, f"[masked: {mask_license(secret)}]")
-    return text
+    """Each secret, as is and HTML-escaped, shown by its masked form (enough to tell two apart)."""
+    return masker(secrets, shown_as=lambda s: f"[masked: {mask_license(s)}]")(text)
 
 
 # -- state ------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import ssh
+from . import ssh, web
 from .models import (
     CatalinaTail,
     CheckState,
@@ -53,6 +53,7 @@ from .models import (
     NodeHealth,
     SharedDatabase,
 )
+from .secrets import cluster_secrets, masker
 
 log = logging.getLogger(__name__)
 S = HealthState
@@ -75,7 +76,7 @@ CHECKS = {
     "database": "Database",
 }
 SEVERITY = {S.OK: 0, S.UNKNOWN: 1, S.WARN: 2, S.BAD: 3}
-ANON_PATH = "/web/json/workflow/currentUsername"  # answers {"username":"roleAnonymous"} without login
+ANON_PATH = web.ANON_PATH
 TOMCAT_MAIN = "org.apache.catalina.startup.Bootstrap"
 
 # Thresholds: (warn, bad).
@@ -318,23 +319,10 @@ class Probe:
 
 
 def http_get(host: str, port: int, path: str, headers: dict | None = None) -> Probe:
-    t0 = time.monotonic()
-    conn = http.client.HTTPConnection(host, port, timeout=setting("HEALTH_HTTP_TIMEOUT"))
-    try:
-        conn.request("GET", path, headers=headers or {})
-        resp = conn.getresponse()
-        body = resp.read(1 << 20)
-    except (OSError, http.client.HTTPException) as exc:
-        return Probe(False, detail=f"GET http://{host}:{port}{path}: {_oserror(exc)}")
-    finally:
-        conn.close()
-    return Probe(resp.status == 200, _ms(t0), resp.status, f"HTTP {resp.status}", body)
-
-
-def _oserror(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return f"no answer within {setting('HEALTH_HTTP_TIMEOUT'):g} s"
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    r = web.get(host, port, path, timeout=setting("HEALTH_HTTP_TIMEOUT"), headers=headers)
+    if r.status is None:
+        return Probe(False, detail=r.error)
+    return Probe(r.status == 200, min(SMALLINT_MAX, r.ms), r.status, f"HTTP {r.status}", r.body)
 
 
 def probe_joget(host: str, port: int, context_path: str, headers: dict | None = None) -> Probe:
@@ -465,7 +453,7 @@ def mysql_ping(host: str, port: int, user: str, password: str, database: str) ->
     except MySQLError as exc:
         return Probe(False, _ms(t0), detail=str(exc))
     except (OSError, ValueError, IndexError, struct.error) as exc:
-        return Probe(False, detail=f"{host}:{port}: {_oserror(exc)}")
+        return Probe(False, detail=f"{host}:{port}: {web.describe_error(exc, setting('HEALTH_HTTP_TIMEOUT'))}")
     return Probe(True, _ms(t0), detail=f"{user}@{database} logged in ({version})")
 
 
@@ -1133,7 +1121,4 @@ def fetch_catalina_tail(tail_id: int) -> None:
 
 
 def _masker(cluster: Cluster):
-    from deployments.engine import cluster_secrets
-    from deployments.logbuffer import masker
-
     return masker(cluster_secrets(cluster))

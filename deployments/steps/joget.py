@@ -18,13 +18,14 @@ from jproperties import Properties
 
 from deployments import warpatch
 from deployments.models import Artifact
+from nodes import web
 from nodes.models import SharedDatabase
 from nodes.ssh import quote
 
 from . import Change, Step, StepFailed, register, tomcat
 from .base import file_diff
 
-CHECK_PATH = "/web/json/workflow/currentUsername"  # answers without login: Joget has no health endpoint
+CHECK_PATH = web.ANON_PATH
 ANONYMOUS = '"roleAnonymous"'
 APP_TIMEOUT = 240.0  # real Joget (Spring, plugins) takes a minute or more to start; the stand-in seconds
 MASK = "********"

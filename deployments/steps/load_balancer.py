@@ -14,6 +14,7 @@ import re
 import socket
 from dataclasses import dataclass
 
+from nodes import web
 from nodes.models import LayerMode, LoadBalancer
 
 from . import register
@@ -37,7 +38,7 @@ CONFIGTEST = f"{LOCK_DIR}; apache2ctl configtest"
 # How long httpd leaves a failed member alone before trying it again (its default is 60 s):
 # a restarted Tomcat gets requests again after this.
 MEMBER_RETRY = 10
-ANON_PATH = "/web/json/workflow/currentUsername"  # answers without login: Joget's "is it up" page
+ANON_PATH = web.ANON_PATH
 HTTP_TIMEOUT = 10.0
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from deployments import xmledit
 from deployments.models import Artifact
+from nodes import web
 from nodes.ssh import NodeConnection, quote
 
 from . import Change, Step, StepContext, StepFailed, register
@@ -66,12 +67,7 @@ def server_xml(node: Node) -> str:
     return f"{base(node)}/conf/server.xml"
 
 
-def url_host(address: str) -> str:
-    """An address as it goes into a URL (IPv6 in brackets)."""
-    try:
-        return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
-    except ValueError:
-        return address
+url_host = web.url_host
 
 
 def node_url(node: Node, path: str = "/") -> str:

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 import pytest
 from django.core.exceptions import ValidationError
 
-from deployments.logbuffer import masker
 from deployments.steps import database as d
 from nodes import validators
+from nodes.secrets import masker
 from nodes.ssh import Result
 
 

@@ -18,8 +18,8 @@ def test_dependencies_outside_the_plan_are_ignored():
 
 @pytest.mark.django_db
 def test_cluster_secrets_holds_every_login_and_password_of_the_cluster_and_nothing_of_another():
-    from deployments.engine import cluster_secrets
     from nodes.models import Cluster, Credential, Node, SharedDatabase
+    from nodes.secrets import cluster_secrets
 
     default = Credential.objects.create(name="default", kind="password", password="default-pw-1")
     own = Credential.objects.create(name="own", kind="key", private_key="k", passphrase="own-passphrase-2")
