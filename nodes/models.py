@@ -251,7 +251,7 @@ class LoadBalancer(models.Model):
             raise ValidationError({"node": "Choose the balancer node."})
 
 
-# ---- Node health (issue 8): appended block; the checks themselves are in nodes/health.py --------------------
+# ---- Node health: what the check cycle stores; the checks themselves are in nodes/health/ ------------------
 
 
 class HealthState(models.TextChoices):

@@ -1,5 +1,5 @@
 """The cluster overview page: each layer and node coloured by what the health checks last stored, and the
-current or last deployment. Reads stored rows only (no SSH): the check cycle (nodes/health.py) writes them."""
+current or last deployment. Reads stored rows only (no SSH): the check cycle (nodes/health/) writes them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Status pages (issue 8): the cluster at a glance and one node's checks and history.
+"""Status pages: the cluster at a glance and one node's checks and history.
 
-Nothing here opens SSH: the pages read what the check cycle stored (nodes/health.py), and the
+Nothing here opens SSH: the pages read what the check cycle stored (nodes/health/), and the
 catalina.out tail is fetched by a Celery task that the page polls for. The cluster page reads the
 small tables only (NodeHealth, CheckState, HealthEvent); samples are read for one node's 24 hours.
 """

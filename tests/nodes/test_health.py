@@ -1,4 +1,4 @@
-"""Node health checks (nodes/health.py): pure parsers and checks, the recorded states and events, the
+"""Node health checks (nodes/health/): pure parsers and checks, the recorded states and events, the
 notifications, retention, and end to end on the full testbed: a Tomcat, a host's sshd and the database
 are stopped, each shows on the status pages and in the events within one interval, and so does the recovery.
 

@@ -1,0 +1,132 @@
+"""A cycle's observations turned into results per check and numbers per node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .balancer_manager import Manager
+from .base import CheckResult, S, to_int, worst
+from .checks import (
+    check_balancer,
+    check_balancer_member,
+    check_database,
+    check_disk,
+    check_host_key,
+    check_http,
+    check_load,
+    check_memory,
+    check_replication,
+    check_servers_json,
+    check_ssh,
+    check_tomcat,
+    check_wflow,
+    parse_servers_json,
+)
+from .gather import Gathered
+from .jobs import ClusterJob, NodeJob
+from .probes import Probe
+
+
+@dataclass
+class Outcome:
+    """What one cycle met, per node id (None: the cluster)."""
+
+    gathered: dict = field(default_factory=dict)
+    http: dict = field(default_factory=dict)
+    via_lb: dict = field(default_factory=dict)
+    lb_probe: Probe | None = None
+    db_probe: Probe | None = None
+    manager: Manager | None = None
+
+
+def cluster_servers(job: ClusterJob, out: Outcome) -> tuple[list[str] | None, bool]:
+    """(servers.json names, whether the file was seen) from the first app server that could read it."""
+    for node in job.nodes:
+        facts = out.gathered.get(node.id, Gathered()).facts
+        if "servers_json" in facts:
+            return parse_servers_json(facts["servers_json"]), True
+    return None, False
+
+
+def evaluate(job: ClusterJob, out: Outcome) -> dict[tuple[int | None, str], CheckResult]:
+    results: dict[tuple[int | None, str], CheckResult] = {}
+    servers, seen = cluster_servers(job, out)
+    for node in job.nodes:
+        g = out.gathered.get(node.id) or Gathered(error="not checked", kind="internal")
+        for key, result in node_checks(job, node, g, out, servers, seen).items():
+            results[(node.id, key)] = result
+    lb_node = job.lb["node_id"] if job.lb else None
+    if job.lb:
+        results[(lb_node, "balancer")] = check_balancer(out.lb_probe, out.manager, out.gathered.get(lb_node))
+    if job.db:
+        db_node = job.db["node_id"]
+        results[(db_node, "database")] = check_database(out.db_probe, out.gathered.get(db_node))
+    return results
+
+
+def node_checks(job: ClusterJob, node: NodeJob, g: Gathered, out: Outcome, servers, seen) -> dict[str, CheckResult]:
+    checks = {"ssh": check_ssh(g), "host_key": check_host_key(g, node), "load": check_load(g),
+              "memory": check_memory(g), "disk": check_disk(g)}
+    if node.is_app:
+        checks.update(
+            wflow=check_wflow(g, job.wflow_home),
+            tomcat=check_tomcat(g, node),
+            http=check_http(out.http.get(node.id)),
+            replication=check_replication(g, job.app_count - 1),
+            servers_json=check_servers_json(g, node, servers, seen),
+        )
+        if job.lb and node.jvm_route:
+            checks["balancer_route"] = check_http(out.via_lb.get(node.id))
+            checks["balancer_member"] = check_balancer_member(node, out.manager)
+    return checks
+
+
+
+def level_of(state: str) -> int:
+    return {S.OK: 0, S.UNKNOWN: 1, S.WARN: 1, S.BAD: 2}[state]
+
+
+NUMBER_FIELDS = ("level", "up", "ssh_ms", "http_ms", "balancer_ms", "db_ms", "load_x100", "mem_pct", "disk_pct",
+                 "wflow_free_mb")
+
+
+def by_node(results) -> dict:
+    grouped: dict = {}
+    for (nid, key), result in results.items():
+        grouped.setdefault(nid, {})[key] = result
+    return grouped
+
+
+def numbers(job: ClusterJob, out: Outcome, results) -> dict[int, dict]:
+    """Per node, the HealthNumbers columns of this cycle."""
+    grouped = by_node(results)
+    lb_node = job.lb["node_id"] if job.lb else None
+    db_node = job.db["node_id"] if job.db else None
+    rows = {}
+    for node in job.nodes:
+        g = out.gathered.get(node.id) or Gathered()
+        mine = grouped.get(node.id, {})
+        serving = [k for k in ("http", "balancer", "database") if k in mine]
+        via = out.via_lb.get(node.id) if node.is_app else out.lb_probe if node.id == lb_node else None
+        rows[node.id] = {
+            "level": level_of(worst(r.state for r in mine.values())),
+            "up": g.ok and all(mine[k].state == S.OK for k in serving),
+            "ssh_ms": g.ssh_ms,
+            "http_ms": _probe_ms(out.http.get(node.id)),
+            "balancer_ms": _probe_ms(via),
+            "db_ms": _probe_ms(out.db_probe if node.id == db_node else None),
+            "load_x100": to_int(g.facts.get("load1"), 100),
+            "mem_pct": to_int(g.facts.get("mem_pct")),
+            "disk_pct": to_int(g.facts.get("disk_pct")),
+            "wflow_free_mb": _mb(g.facts.get("wflow_free_kb")),
+        }
+    return rows
+
+
+def _probe_ms(p: Probe | None) -> int | None:
+    return p.ms if p is not None and p.ok else None
+
+
+def _mb(kb) -> int | None:
+    value = to_int(kb)
+    return None if value is None else value // 1024
