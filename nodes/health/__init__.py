@@ -9,7 +9,7 @@ One cycle (`run_cycle`) of a cluster:
    (`gather_script`), the HTTP probe of Joget's anonymous page directly and through the balancer (sticky
    to the node's route), and for the cluster: the database login and the balancer's own page; then
    reads balancer-manager once (after the probes, so it shows what they just met);
-4. evaluates one small function per check (`check_*`), pure: facts in, a CheckResult out;
+4. evaluates one small function per check (`judge_*` in `checks`), pure: facts in, a Verdict out;
 5. writes one HealthSample per node, the latest numbers (NodeHealth), and, for each check whose state
    changed, its CheckState and a HealthEvent, in one transaction;
 6. sends the changes by e-mail and webhook when configured (failures are logged, never raised).
@@ -24,26 +24,26 @@ Callers import from this package.
 """
 
 from .balancer_manager import Manager, member_state, parse_balancer_manager
-from .base import CHECKS, SEVERITY, CheckResult, S, setting, worst
+from .base import CHECKS, SEVERITY, S, Verdict, setting, worst
 from .checks import (
-    check_balancer,
-    check_balancer_member,
-    check_database,
-    check_disk,
-    check_host_key,
-    check_http,
-    check_load,
-    check_memory,
-    check_replication,
-    check_servers_json,
-    check_ssh,
-    check_tomcat,
-    check_wflow,
+    judge_balancer,
+    judge_balancer_member,
+    judge_database,
+    judge_disk,
+    judge_host_key,
+    judge_http,
+    judge_load,
+    judge_memory,
+    judge_replication,
+    judge_servers_json,
+    judge_ssh,
+    judge_tomcat,
+    judge_wflow,
     parse_servers_json,
     replication_members,
 )
 from .cycle import CycleReport, claim, cluster_ids, probe_all, run_cycle
-from .evaluate import Outcome, evaluate, numbers
+from .evaluate import Observed, evaluate, numbers
 from .gather import Gathered, count_cpus, gather, gather_script, parse_gather
 from .jobs import ClusterJob, NodeJob, snapshot
 from .mysqlwire import MySQLError, parse_greeting
@@ -53,11 +53,11 @@ from .record import prune, record
 from .tail import fetch_catalina_tail
 
 __all__ = [
-    "CHECKS", "SEVERITY", "CheckResult", "ClusterJob", "CycleReport", "Gathered", "Manager", "MySQLError", "NodeJob",
-    "Outcome", "Probe", "S", "check_balancer", "check_balancer_member", "check_database", "check_disk",
-    "check_host_key", "check_http", "check_load", "check_memory", "check_replication", "check_servers_json",
-    "check_ssh", "check_tomcat", "check_wflow", "claim", "cluster_ids", "count_cpus", "evaluate",
-    "fetch_catalina_tail", "gather", "gather_script", "member_state", "mysql_ping", "notify", "numbers",
-    "parse_balancer_manager", "parse_gather", "parse_greeting", "parse_servers_json", "probe_all", "probe_joget",
-    "prune", "record", "replication_members", "run_cycle", "setting", "snapshot", "worst",
+    "CHECKS", "ClusterJob", "CycleReport", "Gathered", "Manager", "MySQLError", "NodeJob", "Observed", "Probe", "S",
+    "SEVERITY", "Verdict", "claim", "cluster_ids", "count_cpus", "evaluate", "fetch_catalina_tail", "gather",
+    "gather_script", "judge_balancer", "judge_balancer_member", "judge_database", "judge_disk", "judge_host_key",
+    "judge_http", "judge_load", "judge_memory", "judge_replication", "judge_servers_json", "judge_ssh",
+    "judge_tomcat", "judge_wflow", "member_state", "mysql_ping", "notify", "numbers", "parse_balancer_manager",
+    "parse_gather", "parse_greeting", "parse_servers_json", "probe_all", "probe_joget", "prune", "record",
+    "replication_members", "run_cycle", "setting", "snapshot", "worst",
 ]

@@ -40,7 +40,9 @@ def setting(name: str):
 
 
 @dataclass
-class CheckResult:
+class Verdict:
+    """What one check concluded: its state and a line saying why (the pages show it, events keep it)."""
+
     state: str
     detail: str = ""
 

@@ -1,4 +1,7 @@
-"""One pure function per check: facts in, a CheckResult out. No I/O, no ORM."""
+"""One pure function per check key (CHECKS): gathered facts and probes in, a Verdict out. No I/O, no ORM.
+
+They judge what the cycle already met; nothing here probes (unlike the pre-deployment checklist).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import re
 
 from .. import ssh
 from .balancer_manager import Manager, member_state
-from .base import CheckResult, S, to_int
+from .base import S, Verdict, to_int
 from .gather import Gathered
 from .jobs import NodeJob
 from .probes import Probe
@@ -71,155 +74,155 @@ def _duration(seconds: int) -> str:
 # ---- one function per check ---------------------------------------------------------------------------------
 
 
-def _no_ssh(g: Gathered) -> CheckResult:
-    return CheckResult(S.UNKNOWN, "not checked: no SSH session")
+def _no_ssh(g: Gathered) -> Verdict:
+    return Verdict(S.UNKNOWN, "not checked: no SSH session")
 
 
-def check_ssh(g: Gathered) -> CheckResult:
+def judge_ssh(g: Gathered) -> Verdict:
     if g.ok:
         slow = g.ssh_ms is not None and g.ssh_ms > SLOW_MS
-        return CheckResult(S.WARN if slow else S.OK, f"logged in{' slowly' if slow else ''}")
+        return Verdict(S.WARN if slow else S.OK, f"logged in{' slowly' if slow else ''}")
     if g.kind == "timeout":
-        return CheckResult(S.BAD, f"logged in, but {g.error}")
+        return Verdict(S.BAD, f"logged in, but {g.error}")
     if g.kind == "mismatch":
-        return CheckResult(S.OK, "reachable; not logged in: the host key changed")
+        return Verdict(S.OK, "reachable; not logged in: the host key changed")
     if g.kind in ("unpinned", "config"):
-        return CheckResult(S.UNKNOWN, g.error)
-    return CheckResult(S.BAD, g.error)
+        return Verdict(S.UNKNOWN, g.error)
+    return Verdict(S.BAD, g.error)
 
 
-def check_host_key(g: Gathered, node: NodeJob) -> CheckResult:
+def judge_host_key(g: Gathered, node: NodeJob) -> Verdict:
     if g.kind == "mismatch":
-        return CheckResult(S.BAD, g.error)
+        return Verdict(S.BAD, g.error)
     if not node.host_key:
-        return CheckResult(S.WARN, "no host key pinned: confirm it on the node page")
+        return Verdict(S.WARN, "no host key pinned: confirm it on the node page")
     if g.ok or g.kind == "timeout":
-        return CheckResult(S.OK, f"matches the pinned key {ssh.fingerprint(node.host_key)}")
+        return Verdict(S.OK, f"matches the pinned key {ssh.fingerprint(node.host_key)}")
     return _no_ssh(g)
 
 
-def check_load(g: Gathered) -> CheckResult:
+def judge_load(g: Gathered) -> Verdict:
     if not g.ok:
         return _no_ssh(g)
     try:
         load, cpus = float(g.facts["load1"]), max(1, int(g.facts.get("cpus") or 1))
     except (KeyError, ValueError):
-        return CheckResult(S.UNKNOWN, "no load average in the output")
+        return Verdict(S.UNKNOWN, "no load average in the output")
     per_cpu = load / cpus
     state = S.BAD if per_cpu >= LOAD_PER_CPU[1] else S.WARN if per_cpu >= LOAD_PER_CPU[0] else S.OK
-    return CheckResult(state, f"load {load:.2f} on {cpus} CPU(s)")
+    return Verdict(state, f"load {load:.2f} on {cpus} CPU(s)")
 
 
-def _pct_check(g: Gathered, key: str, what: str, limits: tuple[int, int]) -> CheckResult:
+def _judge_pct(g: Gathered, key: str, what: str, limits: tuple[int, int]) -> Verdict:
     if not g.ok:
         return _no_ssh(g)
     pct = to_int(g.facts.get(key))
     if pct is None:
-        return CheckResult(S.UNKNOWN, f"no {what} figure in the output")
+        return Verdict(S.UNKNOWN, f"no {what} figure in the output")
     state = S.BAD if pct >= limits[1] else S.WARN if pct >= limits[0] else S.OK
-    return CheckResult(state, f"{what} {pct}% used")
+    return Verdict(state, f"{what} {pct}% used")
 
 
-def check_memory(g: Gathered) -> CheckResult:
-    return _pct_check(g, "mem_pct", "memory", MEM_PCT)
+def judge_memory(g: Gathered) -> Verdict:
+    return _judge_pct(g, "mem_pct", "memory", MEM_PCT)
 
 
-def check_disk(g: Gathered) -> CheckResult:
-    return _pct_check(g, "disk_pct", "disk /", DISK_PCT)
+def judge_disk(g: Gathered) -> Verdict:
+    return _judge_pct(g, "disk_pct", "disk /", DISK_PCT)
 
 
-def check_wflow(g: Gathered, wflow_home: str) -> CheckResult:
+def judge_wflow(g: Gathered, wflow_home: str) -> Verdict:
     if not g.ok:
         return _no_ssh(g)
     if g.facts.get("wflow_missing"):
-        return CheckResult(S.BAD, f"{wflow_home} does not exist (shared directory not mounted?)")
+        return Verdict(S.BAD, f"{wflow_home} does not exist (shared directory not mounted?)")
     free_kb = to_int(g.facts.get("wflow_free_kb"))
     if free_kb is None:
-        return CheckResult(S.UNKNOWN, f"no free-space figure for {wflow_home}")
+        return Verdict(S.UNKNOWN, f"no free-space figure for {wflow_home}")
     free_mb = free_kb // 1024
     state = S.BAD if free_mb < WFLOW_FREE_MB[1] else S.WARN if free_mb < WFLOW_FREE_MB[0] else S.OK
-    return CheckResult(state, f"{free_mb:,} MB free in {wflow_home}")
+    return Verdict(state, f"{free_mb:,} MB free in {wflow_home}")
 
 
-def check_tomcat(g: Gathered, node: NodeJob) -> CheckResult:
+def judge_tomcat(g: Gathered, node: NodeJob) -> Verdict:
     if not g.ok:
         return _no_ssh(g)
     if not g.facts.get("tomcat_pid"):
-        return CheckResult(S.BAD, f"no Tomcat process with -Dcatalina.base={node.catalina_base}")
+        return Verdict(S.BAD, f"no Tomcat process with -Dcatalina.base={node.catalina_base}")
     uptime = to_int(g.facts.get("tomcat_uptime"))
     up = f", up {_duration(uptime)}" if uptime is not None else ""
-    return CheckResult(S.OK, f"pid {g.facts['tomcat_pid']}{up}")
+    return Verdict(S.OK, f"pid {g.facts['tomcat_pid']}{up}")
 
 
-def check_http(p: Probe | None) -> CheckResult:
+def judge_http(p: Probe | None) -> Verdict:
     if p is None:
-        return CheckResult(S.UNKNOWN, "not probed")
+        return Verdict(S.UNKNOWN, "not probed")
     if not p.ok:
-        return CheckResult(S.BAD, p.detail)
-    return CheckResult(S.WARN if p.ms and p.ms > SLOW_MS else S.OK, p.detail)
+        return Verdict(S.BAD, p.detail)
+    return Verdict(S.WARN if p.ms and p.ms > SLOW_MS else S.OK, p.detail)
 
 
-def check_replication(g: Gathered, peers: int) -> CheckResult:
+def judge_replication(g: Gathered, peers: int) -> Verdict:
     if peers == 0:
-        return CheckResult(S.OK, "single app server: nothing to replicate with")
+        return Verdict(S.OK, "single app server: nothing to replicate with")
     if not g.ok:
         return _no_ssh(g)
     if not g.facts.get("tomcat_pid"):
-        return CheckResult(S.UNKNOWN, "Tomcat is not running")
+        return Verdict(S.UNKNOWN, "Tomcat is not running")
     if g.facts.get("catalina_out_missing"):
-        return CheckResult(S.UNKNOWN, "no catalina.out")
+        return Verdict(S.UNKNOWN, "no catalina.out")
     members = replication_members(g.facts.get("repl", []))
     if members is None:
-        return CheckResult(S.UNKNOWN, "no Tomcat start found in the end of catalina.out")
+        return Verdict(S.UNKNOWN, "no Tomcat start found in the end of catalina.out")
     listed = ", ".join(sorted(members)) or "none"
     state = S.OK if len(members) >= peers else S.WARN
-    return CheckResult(state, f"{len(members)} of {peers} other member(s) in catalina.out: {listed}")
+    return Verdict(state, f"{len(members)} of {peers} other member(s) in catalina.out: {listed}")
 
 
-def check_servers_json(g: Gathered, node: NodeJob, servers: list[str] | None, seen: bool) -> CheckResult:
+def judge_servers_json(g: Gathered, node: NodeJob, servers: list[str] | None, seen: bool) -> Verdict:
     if not g.ok:
         return _no_ssh(g)
     if g.facts.get("wflow_missing"):
-        return CheckResult(S.UNKNOWN, "no wflow home")
+        return Verdict(S.UNKNOWN, "no wflow home")
     if not seen:
-        return CheckResult(S.WARN, "no servers.json in wflow home (Joget writes it when it starts)")
+        return Verdict(S.WARN, "no servers.json in wflow home (Joget writes it when it starts)")
     if servers is None:
-        return CheckResult(S.UNKNOWN, "servers.json is in a format this console does not know")
+        return Verdict(S.UNKNOWN, "servers.json is in a format this console does not know")
     names = {node.name, node.jvm_route, g.facts.get("hostname", ""), g.facts.get("wflow_name", "")} - {""}
     listed = bool(names & set(servers))
     running = bool(g.facts.get("tomcat_pid"))
     if listed and running:
-        return CheckResult(S.OK, f"listed ({', '.join(servers)})")
+        return Verdict(S.OK, f"listed ({', '.join(servers)})")
     if listed:
-        return CheckResult(S.WARN, "listed, but Tomcat is not running: a stale entry")
-    return CheckResult(S.WARN, f"not listed: Joget sees {', '.join(servers) or 'no node'}")
+        return Verdict(S.WARN, "listed, but Tomcat is not running: a stale entry")
+    return Verdict(S.WARN, f"not listed: Joget sees {', '.join(servers) or 'no node'}")
 
 
-def check_balancer_member(node: NodeJob, manager: Manager | None) -> CheckResult:
+def judge_balancer_member(node: NodeJob, manager: Manager | None) -> Verdict:
     if manager is None or manager.members is None:
-        return CheckResult(S.UNKNOWN, manager.error if manager else "balancer-manager not read")
+        return Verdict(S.UNKNOWN, manager.error if manager else "balancer-manager not read")
     member = manager.members.get(node.jvm_route)
     if member is None:
-        return CheckResult(S.WARN, f"no balancer member with route {node.jvm_route}")
-    return CheckResult(member_state(member["status"]), f"{member['status']} ({member['url']})")
+        return Verdict(S.WARN, f"no balancer member with route {node.jvm_route}")
+    return Verdict(member_state(member["status"]), f"{member['status']} ({member['url']})")
 
 
-def check_balancer(p: Probe | None, manager: Manager | None, g: Gathered | None) -> CheckResult:
+def judge_balancer(p: Probe | None, manager: Manager | None, g: Gathered | None) -> Verdict:
     if p is None:
-        return CheckResult(S.UNKNOWN, "not probed")
+        return Verdict(S.UNKNOWN, "not probed")
     if not p.ok:
         down = g is not None and g.ok and g.facts.get("lb_process") == "0"
-        return CheckResult(S.BAD, p.detail + ("; Apache is not running" if down else ""))
+        return Verdict(S.BAD, p.detail + ("; Apache is not running" if down else ""))
     if manager is not None and manager.error:
-        return CheckResult(S.WARN, f"{p.detail}; {manager.error}")
-    return CheckResult(S.OK, f"{p.detail} through the balancer")
+        return Verdict(S.WARN, f"{p.detail}; {manager.error}")
+    return Verdict(S.OK, f"{p.detail} through the balancer")
 
 
-def check_database(p: Probe | None, g: Gathered | None) -> CheckResult:
+def judge_database(p: Probe | None, g: Gathered | None) -> Verdict:
     if p is None:
-        return CheckResult(S.UNKNOWN, "not probed")
+        return Verdict(S.UNKNOWN, "not probed")
     if p.ok:
-        return CheckResult(S.WARN if p.partial else S.OK, p.detail)
+        return Verdict(S.WARN if p.partial else S.OK, p.detail)
     down = g is not None and g.ok and g.facts.get("db_process") == "0"
-    return CheckResult(S.BAD, p.detail + ("; no mariadbd/mysqld process on the node" if down else ""))
+    return Verdict(S.BAD, p.detail + ("; no mariadbd/mysqld process on the node" if down else ""))
 

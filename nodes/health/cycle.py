@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from ..models import Cluster, HealthEvent, HealthRun, Node
 from .base import setting
-from .evaluate import Outcome, evaluate, numbers
+from .evaluate import Observed, evaluate, numbers
 from .gather import Gathered, gather, gather_script
 from .jobs import ClusterJob, snapshot
 from .notify import notify
@@ -33,8 +33,8 @@ def _guard(fn, *args):
         return Probe(False, detail=f"internal error: {exc}")
 
 
-def probe_all(job: ClusterJob) -> Outcome:
-    out = Outcome()
+def probe_all(job: ClusterJob) -> Observed:
+    out = Observed()
     cluster_level: dict = {}
     futures = []
     lb_node = job.lb["node_id"] if job.lb else None

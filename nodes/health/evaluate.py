@@ -5,21 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .balancer_manager import Manager
-from .base import CheckResult, S, to_int, worst
+from .base import S, Verdict, to_int, worst
 from .checks import (
-    check_balancer,
-    check_balancer_member,
-    check_database,
-    check_disk,
-    check_host_key,
-    check_http,
-    check_load,
-    check_memory,
-    check_replication,
-    check_servers_json,
-    check_ssh,
-    check_tomcat,
-    check_wflow,
+    judge_balancer,
+    judge_balancer_member,
+    judge_database,
+    judge_disk,
+    judge_host_key,
+    judge_http,
+    judge_load,
+    judge_memory,
+    judge_replication,
+    judge_servers_json,
+    judge_ssh,
+    judge_tomcat,
+    judge_wflow,
     parse_servers_json,
 )
 from .gather import Gathered
@@ -28,7 +28,7 @@ from .probes import Probe
 
 
 @dataclass
-class Outcome:
+class Observed:
     """What one cycle met, per node id (None: the cluster)."""
 
     gathered: dict = field(default_factory=dict)
@@ -39,7 +39,7 @@ class Outcome:
     manager: Manager | None = None
 
 
-def cluster_servers(job: ClusterJob, out: Outcome) -> tuple[list[str] | None, bool]:
+def cluster_servers(job: ClusterJob, out: Observed) -> tuple[list[str] | None, bool]:
     """(servers.json names, whether the file was seen) from the first app server that could read it."""
     for node in job.nodes:
         facts = out.gathered.get(node.id, Gathered()).facts
@@ -48,8 +48,8 @@ def cluster_servers(job: ClusterJob, out: Outcome) -> tuple[list[str] | None, bo
     return None, False
 
 
-def evaluate(job: ClusterJob, out: Outcome) -> dict[tuple[int | None, str], CheckResult]:
-    results: dict[tuple[int | None, str], CheckResult] = {}
+def evaluate(job: ClusterJob, out: Observed) -> dict[tuple[int | None, str], Verdict]:
+    results: dict[tuple[int | None, str], Verdict] = {}
     servers, seen = cluster_servers(job, out)
     for node in job.nodes:
         g = out.gathered.get(node.id) or Gathered(error="not checked", kind="internal")
@@ -57,27 +57,27 @@ def evaluate(job: ClusterJob, out: Outcome) -> dict[tuple[int | None, str], Chec
             results[(node.id, key)] = result
     lb_node = job.lb["node_id"] if job.lb else None
     if job.lb:
-        results[(lb_node, "balancer")] = check_balancer(out.lb_probe, out.manager, out.gathered.get(lb_node))
+        results[(lb_node, "balancer")] = judge_balancer(out.lb_probe, out.manager, out.gathered.get(lb_node))
     if job.db:
         db_node = job.db["node_id"]
-        results[(db_node, "database")] = check_database(out.db_probe, out.gathered.get(db_node))
+        results[(db_node, "database")] = judge_database(out.db_probe, out.gathered.get(db_node))
     return results
 
 
-def node_checks(job: ClusterJob, node: NodeJob, g: Gathered, out: Outcome, servers, seen) -> dict[str, CheckResult]:
-    checks = {"ssh": check_ssh(g), "host_key": check_host_key(g, node), "load": check_load(g),
-              "memory": check_memory(g), "disk": check_disk(g)}
+def node_checks(job: ClusterJob, node: NodeJob, g: Gathered, out: Observed, servers, seen) -> dict[str, Verdict]:
+    checks = {"ssh": judge_ssh(g), "host_key": judge_host_key(g, node), "load": judge_load(g),
+              "memory": judge_memory(g), "disk": judge_disk(g)}
     if node.is_app:
         checks.update(
-            wflow=check_wflow(g, job.wflow_home),
-            tomcat=check_tomcat(g, node),
-            http=check_http(out.http.get(node.id)),
-            replication=check_replication(g, job.app_count - 1),
-            servers_json=check_servers_json(g, node, servers, seen),
+            wflow=judge_wflow(g, job.wflow_home),
+            tomcat=judge_tomcat(g, node),
+            http=judge_http(out.http.get(node.id)),
+            replication=judge_replication(g, job.app_count - 1),
+            servers_json=judge_servers_json(g, node, servers, seen),
         )
         if job.lb and node.jvm_route:
-            checks["balancer_route"] = check_http(out.via_lb.get(node.id))
-            checks["balancer_member"] = check_balancer_member(node, out.manager)
+            checks["balancer_route"] = judge_http(out.via_lb.get(node.id))
+            checks["balancer_member"] = judge_balancer_member(node, out.manager)
     return checks
 
 
@@ -97,7 +97,7 @@ def by_node(results) -> dict:
     return grouped
 
 
-def numbers(job: ClusterJob, out: Outcome, results) -> dict[int, dict]:
+def numbers(job: ClusterJob, out: Observed, results) -> dict[int, dict]:
     """Per node, the HealthNumbers columns of this cycle."""
     grouped = by_node(results)
     lb_node = job.lb["node_id"] if job.lb else None
