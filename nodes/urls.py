@@ -1,6 +1,7 @@
 from django.urls import path
 
-from . import audit_views, status_views, views
+from . import status_views, views
+from .audit import views as audit_views
 
 app_name = "nodes"
 
@@ -26,7 +27,7 @@ urlpatterns = [
     path("credentials/new/", views.credential_create, name="credential_create"),
     path("credentials/generate/", views.credential_generate, name="credential_generate"),
     path("audit/", audit_views.audit_list, name="audit_list"),
-    # Status pages (issue 8).
+    # Status pages.
     path("clusters/<slug:name>/status/", status_views.cluster_status, name="cluster_status"),
     path("clusters/<slug:name>/status/body/", status_views.cluster_status_body, name="cluster_status_body"),
     path("clusters/<slug:name>/status/check/", status_views.cluster_check_now, name="cluster_check_now"),
