@@ -39,12 +39,10 @@ from .checks import (
     judge_ssh,
     judge_tomcat,
     judge_wflow,
-    parse_servers_json,
-    replication_members,
 )
 from .cycle import CycleReport, claim, cluster_ids, probe_all, run_cycle
 from .evaluate import Observed, evaluate, numbers
-from .gather import Gathered, count_cpus, gather, gather_script, parse_gather
+from .gather import Gathered, count_cpus, gather, gather_script, parse_gather, parse_servers_json, replication_members
 from .jobs import ClusterJob, NodeJob, snapshot
 from .mysqlwire import MySQLError, parse_greeting
 from .notify import notify

@@ -5,13 +5,10 @@ They judge what the cycle already met; nothing here probes (unlike the pre-deplo
 
 from __future__ import annotations
 
-import json
-import re
-
 from .. import ssh
 from .balancer_manager import Manager, member_state
 from .base import S, Verdict, to_int
-from .gather import Gathered
+from .gather import Gathered, replication_members
 from .jobs import NodeJob
 from .probes import Probe
 
@@ -22,46 +19,6 @@ DISK_PCT = (85, 95)
 WFLOW_FREE_MB = (1024, 100)  # below these
 SLOW_MS = 2000
 
-_MEMBER = re.compile(r"tcp://\{([0-9, ]+)\}:(\d+)")
-_ADDED = "Replication member added:["
-_GONE = "Received member disappeared:["
-
-
-def member_key(text: str) -> str:
-    m = _MEMBER.search(text)
-    if m:
-        return ".".join(p.strip() for p in m.group(1).split(",")) + ":" + m.group(2)
-    return text[:80]
-
-
-def replication_members(lines: list[str]) -> set[str] | None:
-    """Members seen since Tomcat's last start, from catalina.out lines; None if no start was seen."""
-    members: set[str] | None = None
-    for line in lines:
-        if "Starting service [" in line or "Server version name" in line:
-            members = set()
-        elif members is None:
-            continue
-        elif _ADDED in line:
-            members.add(member_key(line.split(_ADDED, 1)[1]))
-        elif _GONE in line:
-            members.discard(member_key(line.split(_GONE, 1)[1]))
-    return members
-
-
-def parse_servers_json(text: str) -> list[str] | None:
-    """The stand-in's `{"servers": [...]}` (or a bare list); None when the format is unknown."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    if isinstance(data, dict):
-        data = data.get("servers")
-    if isinstance(data, list) and all(isinstance(s, str) for s in data):
-        return data
-    return None
-
-
 def _duration(seconds: int) -> str:
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
@@ -69,9 +26,6 @@ def _duration(seconds: int) -> str:
     if days:
         return f"{days} d {hours} h"
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
-
-
-# ---- one function per check ---------------------------------------------------------------------------------
 
 
 def _no_ssh(g: Gathered) -> Verdict:

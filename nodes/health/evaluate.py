@@ -20,9 +20,8 @@ from .checks import (
     judge_ssh,
     judge_tomcat,
     judge_wflow,
-    parse_servers_json,
 )
-from .gather import Gathered
+from .gather import Gathered, parse_servers_json
 from .jobs import ClusterJob, NodeJob
 from .probes import Probe
 

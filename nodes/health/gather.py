@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -155,3 +157,44 @@ def gather(target: ssh.Target, script: str, catalina_base: str = "") -> Gathered
                         kind="timeout")
     return Gathered(ok=True, ssh_ms=ms, facts=parse_gather(result.stdout, catalina_base))
 
+
+# ---- what the checks read in gathered text ------------------------------------------------------------
+
+_MEMBER = re.compile(r"tcp://\{([0-9, ]+)\}:(\d+)")
+_ADDED = "Replication member added:["
+_GONE = "Received member disappeared:["
+
+
+def member_key(text: str) -> str:
+    m = _MEMBER.search(text)
+    if m:
+        return ".".join(p.strip() for p in m.group(1).split(",")) + ":" + m.group(2)
+    return text[:80]
+
+
+def replication_members(lines: list[str]) -> set[str] | None:
+    """Members seen since Tomcat's last start, from catalina.out lines; None if no start was seen."""
+    members: set[str] | None = None
+    for line in lines:
+        if "Starting service [" in line or "Server version name" in line:
+            members = set()
+        elif members is None:
+            continue
+        elif _ADDED in line:
+            members.add(member_key(line.split(_ADDED, 1)[1]))
+        elif _GONE in line:
+            members.discard(member_key(line.split(_GONE, 1)[1]))
+    return members
+
+
+def parse_servers_json(text: str) -> list[str] | None:
+    """The stand-in's `{"servers": [...]}` (or a bare list); None when the format is unknown."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(data, dict):
+        data = data.get("servers")
+    if isinstance(data, list) and all(isinstance(s, str) for s in data):
+        return data
+    return None
