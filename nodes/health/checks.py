@@ -19,6 +19,7 @@ DISK_PCT = (85, 95)
 WFLOW_FREE_MB = (1024, 100)  # below these
 SLOW_MS = 2000
 
+
 def _duration(seconds: int) -> str:
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)

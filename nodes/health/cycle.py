@@ -22,6 +22,7 @@ from .record import record
 
 log = logging.getLogger(__name__)
 
+
 def _guard(fn, *args):
     """A job that raised unexpectedly gives an 'internal' result instead of losing the whole cycle."""
     try:

@@ -14,6 +14,7 @@ from .base import CHECKS, S, setting
 
 log = logging.getLogger(__name__)
 
+
 def worth_notifying(event: HealthEvent) -> bool:
     """Unknown follows from another failure that has its own event; unknown -> ok is its recovery's echo."""
     if event.new_state == S.UNKNOWN:

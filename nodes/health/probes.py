@@ -15,6 +15,8 @@ from .base import SMALLINT_MAX, ms_since, setting
 
 @dataclass
 class Probe:
+    """What one request from the console met: up or not, how fast, and a line saying so."""
+
     ok: bool
     ms: int | None = None
     status: int | None = None

@@ -11,6 +11,7 @@ from .base import setting
 
 CATALINA_TAIL_MAX_BYTES = 256 * 1024
 
+
 def catalina_out_path(node: Node) -> str:
     return f"{node.effective_catalina_base}/logs/catalina.out"
 
