@@ -3,7 +3,7 @@
 Each host is a network namespace on a private bridge plus its own mount, UTS and PID
 namespaces, with private /etc, /var/lib, /var/log (overlays over the real ones), a clean
 /root, a private /opt, and fresh /run, /tmp, /var/tmp and /dev/shm; the rest of the machine
-it sees read-only (isolation.py). sshd is PID 1 of each host. The
+it sees read-only (isolation.py). sshd is PID 1 of each host (its files: hostfiles.py). The
 app servers share one directory, bind-mounted at the same path (wflow home) on each.
 
 Everything a testbed makes is named after its prefix (`<prefix>-br0`, `<prefix>-app1`, ...)
@@ -467,4 +467,4 @@ def down_all(prefix_start: str, only_dead_owners: bool = True, log: Callable[[st
     return removed
 
 
-__all__ = ["Testbed", "TestbedError", "Host", "down_all", "known_prefixes", "plan_hosts", "STATE_ROOT"]
+__all__ = ["Testbed", "down_all", "known_prefixes", "stderr_log"]
