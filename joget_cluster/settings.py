@@ -379,7 +379,7 @@ if "license-keys" not in CELERY_BEAT_SCHEDULE:
     }
 # ---- end of licensing ---------------------------------------------------------------------------------
 
-# ---- Node health checks (issue 8; nodes/health.py) -------------------------------------------------
+# ---- Node health checks (nodes/health/) ------------------------------------------------------------
 HEALTH_CHECK_INTERVAL = env.float("HEALTH_CHECK_INTERVAL", default=30.0)
 if HEALTH_CHECK_INTERVAL < 5:
     raise ImproperlyConfigured(f"HEALTH_CHECK_INTERVAL={HEALTH_CHECK_INTERVAL} s: use 5 s or more.")
