@@ -253,7 +253,7 @@ CELERY_BEAT_SCHEDULE = {
 SSH_CONNECT_TIMEOUT = env.float("SSH_CONNECT_TIMEOUT", default=10.0)
 SSH_COMMAND_TIMEOUT = env.float("SSH_COMMAND_TIMEOUT", default=600.0)
 
-# ---- Web hardening (issue 9; joget_cluster/security.py) -------------------------------------------
+# ---- Web hardening (joget_cluster/security.py) ----------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 # A working day, not Django's two weeks: a session left open on a shared machine holds root on every node.
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
