@@ -19,11 +19,11 @@ from joget_cluster.access import Role, admin_required, operator_required, requir
 from nodes import audit
 from nodes.forms import ClusterForm, InventoryUploadForm
 from nodes.inventory import InventoryError, import_inventory, load_inventory
-from nodes.models import Cluster, LoadBalancer, SharedDatabase, SharedDirectory
+from nodes.models import Artifact, Cluster, LoadBalancer, SharedDatabase, SharedDirectory
 from nodes.services import enqueue_fetch_host_key, history_of, replaced_details
 
 from . import checklist
-from .models import Artifact, Deployment, WizardState
+from .models import Deployment, WizardState
 
 STEP_KEYS = [key for key, _ in WizardState.STEPS]
 

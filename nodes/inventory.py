@@ -19,9 +19,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from deployments.models import Artifact
-
-from .models import Cluster, Credential, LoadBalancer, Node, SharedDatabase, SharedDirectory
+from .models import Artifact, Cluster, Credential, LoadBalancer, Node, SharedDatabase, SharedDirectory
 from .ssh import SSHError, load_private_key, parse_host_key
 
 TOP_KEYS = {
