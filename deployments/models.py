@@ -1,6 +1,7 @@
 """Deployment runs, the prerequisite checklist and the wizard's place (the files they install are nodes.Artifact)."""
 
 from django.db import models
+from django.db.models import Count, Q
 
 from nodes.models import Cluster
 
@@ -40,6 +41,17 @@ class Deployment(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.RUNNING
+
+    def progress(self) -> dict[str, int]:
+        """How far its step runs are: total, done (finished, whatever the outcome), failed (or cancelled), percent
+        done. Every page that draws a progress bar reads it here."""
+        counts = self.runs.aggregate(
+            total=Count("id"),
+            done=Count("id", filter=Q(status__in=StepRun.FINISHED)),
+            failed=Count("id", filter=Q(status__in=[StepRun.Status.FAILED, StepRun.Status.CANCELLED])),
+        )
+        counts["percent"] = int(100 * counts["done"] / counts["total"]) if counts["total"] else 0
+        return counts
 
     def recap(self) -> dict[str, int]:
         counts = {"changed": 0, "ok": 0, "failed": 0, "skipped": 0}

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -21,9 +21,11 @@ from nodes.forms import ClusterForm, InventoryUploadForm
 from nodes.inventory import InventoryError, import_inventory, load_inventory
 from nodes.models import Artifact, Cluster, LoadBalancer, SharedDatabase, SharedDirectory
 from nodes.services import enqueue_fetch_host_key, history_of, replaced_details
+from nodes.shortcuts import get_cluster_or_404
 
 from . import checklist
 from .models import Deployment, WizardState
+from .pages import checklist_context, run_groups
 
 STEP_KEYS = [key for key, _ in WizardState.STEPS]
 
@@ -156,14 +158,14 @@ def wizard_import_testbed(request):
 @require_GET
 @viewer_required
 def wizard_resume(request, name):
-    cluster = get_object_or_404(Cluster, name=name)
+    cluster = get_cluster_or_404(name)
     return redirect("deployments:wizard_step", name, _state(cluster).step)
 
 
 @require_POST
 @operator_required
 def wizard_connect_all(request, name):
-    cluster = get_object_or_404(Cluster, name=name)
+    cluster = get_cluster_or_404(name)
     with transaction.atomic():
         for node in cluster.nodes.filter(host_key=""):
             enqueue_fetch_host_key(node)
@@ -174,7 +176,7 @@ def wizard_connect_all(request, name):
 @require_POST
 @admin_required
 def wizard_upload(request, name):
-    cluster = get_object_or_404(Cluster, name=name)
+    cluster = get_cluster_or_404(name)
     form = ArtifactUploadForm(request.POST, request.FILES)
     if not uploads.is_valid(request, form):
         for errors in form.errors.values():
@@ -197,7 +199,7 @@ def wizard_upload(request, name):
 @require_GET
 @viewer_required
 def wizard_step(request, name, step):
-    cluster = get_object_or_404(Cluster, name=name)
+    cluster = get_cluster_or_404(name)
     if step not in STEP_KEYS:
         raise Http404("no such wizard step")
     ctx = {}
@@ -216,21 +218,17 @@ def wizard_step(request, name, step):
     elif step == "artifacts":
         ctx.update(artifacts=cluster.artifacts.all(), form=ArtifactUploadForm())
     elif step == "checklist":
-        from .views import _checklist_ctx
-
-        ctx.update(_checklist_ctx(cluster, cluster.check_runs.first()))
+        ctx.update(checklist_context(cluster, cluster.check_runs.first()))
         ctx.pop("cluster")
     elif step in ("review", "run", "test"):
         dry = step == "review"
         dep = cluster.deployments.filter(dry_run=dry).first()
         ctx["deployment"] = dep
         if dep:
-            from .views import _groups, _progress
-
-            groups = _groups(dep)
+            groups = run_groups(dep)
             if step == "test":
                 groups = [g for g in groups if g["key"] == "post_test"]
-            ctx.update(groups=groups, progress=_progress(dep), recap=dep.recap(), back_url=request.path)
+            ctx.update(groups=groups, progress=dep.progress(), recap=dep.recap(), back_url=request.path)
         ctx["running"] = cluster.deployments.filter(status=Deployment.Status.RUNNING).first()
     elif step == "licenses":
         from licensing.services import is_busy, licenses_for

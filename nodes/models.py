@@ -82,6 +82,15 @@ class Cluster(models.Model):
     def app_servers(self):
         return self.nodes.filter(is_app_server=True).order_by("name")
 
+    LAYERS = ("shared_directory", "shared_database", "load_balancer")
+
+    def layer(self, kind: str):
+        """The cluster's shared directory, shared database or load balancer (`kind`, one of LAYERS) with its
+        node, or None while it is not set. Queried each time: a step or check never reads a stale one."""
+        if kind not in self.LAYERS:
+            raise ValueError(f"no layer {kind!r}")
+        return self._meta.get_field(kind).related_model.objects.filter(cluster=self).select_related("node").first()
+
 
 def artifact_path(instance, filename):
     return f"artifacts/{instance.cluster.name}/{instance.kind}/{filename}"
@@ -302,6 +311,18 @@ class HealthState(models.TextChoices):
     WARN = "warn", "Warning"
     BAD = "bad", "Failing"
     UNKNOWN = "unknown", "Unknown"
+
+
+# A single check that could not run is grey; a node or layer summing up its checks shows it amber
+# (something there could not be checked).
+HEALTH_CSS = {HealthState.OK: "ok", HealthState.WARN: "warn", HealthState.BAD: "bad", HealthState.UNKNOWN: "neutral"}
+
+
+def health_css(state: str, *, summary: bool = False) -> str:
+    """The colour class (ok, warn, bad, neutral) of a health state; "" or an unknown value is neutral."""
+    if summary and state == HealthState.UNKNOWN:
+        return "warn"
+    return HEALTH_CSS.get(state, "neutral")
 
 
 class HealthNumbers(models.Model):
