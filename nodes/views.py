@@ -23,7 +23,7 @@ from .forms import (
     SharedDirectoryForm,
 )
 from .inventory import InventoryError, import_inventory
-from .models import Cluster, Credential, LoadBalancer, SharedDatabase, SharedDirectory
+from .models import Cluster, Credential
 from .shortcuts import get_cluster_or_404, get_node_or_404
 
 CLUSTER_AUDIT = (audit.Action.CLUSTER_CREATED, audit.Action.CLUSTER_CHANGED)
@@ -31,9 +31,9 @@ NODE_AUDIT = (audit.Action.NODE_CREATED, audit.Action.NODE_CHANGED)
 LAYER_AUDIT = (audit.Action.LAYER_CREATED, audit.Action.LAYER_CHANGED)
 
 LAYERS = {
-    "shared-directory": (SharedDirectory, SharedDirectoryForm, "Shared directory"),
-    "shared-database": (SharedDatabase, SharedDatabaseForm, "Shared database"),
-    "load-balancer": (LoadBalancer, LoadBalancerForm, "Load balancer"),
+    "shared-directory": ("shared_directory", SharedDirectoryForm, "Shared directory"),
+    "shared-database": ("shared_database", SharedDatabaseForm, "Shared database"),
+    "load-balancer": ("load_balancer", LoadBalancerForm, "Load balancer"),
 }
 
 
@@ -214,9 +214,8 @@ def layer_edit(request, name, layer):
     cluster = get_cluster_or_404(name)
     if layer not in LAYERS:
         return HttpResponse(status=404)
-    model, form_class, title = LAYERS[layer]
-    instance = model.objects.filter(cluster=cluster).first()
-    form = form_class(request.POST or None, instance=instance, cluster=cluster)
+    kind, form_class, title = LAYERS[layer]
+    form = form_class(request.POST or None, instance=cluster.layer(kind), cluster=cluster)
     return _form_page(request, form, title=f"{title} of {cluster.name}", cluster=cluster,
                       success_url=cluster.get_absolute_url(), audited=LAYER_AUDIT)
 
