@@ -6,6 +6,15 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic.base import RedirectView
 
+from deployments import overview
+from nodes import urls as nodes_urls
+
+# The cluster overview shows every app's part of a cluster, so its view is on the top floor (deployments); it
+# keeps the nodes: name and the path that Cluster.get_absolute_url and every link use. After nodes' own
+# patterns, so that clusters/new/ and clusters/import/ still match first.
+nodes_patterns = [*nodes_urls.urlpatterns,
+                  path("clusters/<slug:name>/", overview.cluster_detail, name="cluster_detail")]
+
 
 @login_not_required
 def healthz(request):
@@ -22,5 +31,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("deployments.urls")),
     path("", include("licensing.urls")),
-    path("", include("nodes.urls")),
+    path("", include((nodes_patterns, nodes_urls.app_name))),
 ]

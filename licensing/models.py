@@ -23,6 +23,10 @@ class License(models.Model):
         KEY_CHANGED = "key_changed", "key changed"
         REFUSED = "refused", "license refused"
 
+    # Its colour wherever a license's state is shown (the licensing page, the wizard's Licenses step).
+    STATE_CSS = {State.ACTIVATED: "ok", State.KEY_CHANGED: "bad", State.REFUSED: "bad", State.REQUESTED: "warn",
+                 State.KEY_READ: "running", State.NO_KEY: "neutral"}
+
     class Busy(models.TextChoices):
         IDLE = "", "idle"
         READING = "reading", "reading the key"
@@ -75,6 +79,10 @@ class License(models.Model):
 
     def get_absolute_url(self):
         return reverse("licensing:cluster_licenses", args=[self.node.cluster.name])
+
+    @property
+    def state_css(self) -> str:
+        return self.STATE_CSS.get(self.state, "neutral")
 
     @property
     def license_masked(self) -> str:

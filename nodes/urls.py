@@ -5,11 +5,13 @@ from .audit import views as audit_views
 
 app_name = "nodes"
 
+# The cluster overview (clusters/<name>/, name cluster_detail) shows every app's part of a cluster: its view is
+# deployments.overview, added to this namespace by joget_cluster/urls.py.
+
 urlpatterns = [
     path("", views.cluster_list, name="cluster_list"),
     path("clusters/new/", views.cluster_create, name="cluster_create"),
     path("clusters/import/", views.cluster_import, name="cluster_import"),
-    path("clusters/<slug:name>/", views.cluster_detail, name="cluster_detail"),
     path("clusters/<slug:name>/edit/", views.cluster_edit, name="cluster_edit"),
     path("clusters/<slug:name>/delete/", views.cluster_delete, name="cluster_delete"),
     path("clusters/<slug:name>/layers/<slug:layer>/", views.layer_edit, name="layer_edit"),

@@ -28,8 +28,7 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from deployments.models import Artifact
-from nodes.models import LayerMode, SharedDatabase
+from nodes.models import Artifact, LayerMode, SharedDatabase
 from nodes.ssh import SSHError, quote
 
 from . import register

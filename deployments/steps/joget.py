@@ -17,9 +17,8 @@ from django.conf import settings
 from jproperties import Properties
 
 from deployments import warpatch
-from deployments.models import Artifact
 from nodes import web
-from nodes.models import SharedDatabase
+from nodes.models import Artifact, SharedDatabase
 from nodes.ssh import quote
 
 from . import Change, Step, StepFailed, register, tomcat

@@ -17,8 +17,8 @@ import re
 from typing import TYPE_CHECKING
 
 from deployments import xmledit
-from deployments.models import Artifact
 from nodes import web
+from nodes.models import Artifact
 from nodes.ssh import NodeConnection, quote
 
 from . import Change, Step, StepContext, StepFailed, register

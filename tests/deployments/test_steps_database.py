@@ -6,10 +6,10 @@ import pytest
 from django.core.files import File
 
 from deployments import engine
-from deployments.models import Artifact, LogLine, StepRun
+from deployments.models import LogLine, StepRun
 from deployments.steps import database as d
 from nodes.inventory import load_inventory
-from nodes.models import SharedDatabase
+from nodes.models import Artifact, SharedDatabase
 from tests.conftest import wait_for
 
 S = StepRun.Status
