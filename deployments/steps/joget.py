@@ -20,7 +20,7 @@ from deployments import warpatch
 from deployments.models import Artifact
 from nodes import web
 from nodes.models import SharedDatabase
-from nodes.ssh import quote
+from nodes.ssh import as_dir_owner, quote
 
 from . import Change, Step, StepFailed, register, tomcat
 from .base import file_diff
@@ -181,7 +181,10 @@ def _artifact(cluster, kind: str) -> Artifact:
 
 
 def remote_sha256(ctx, path: str) -> str:
-    r = ctx.run(f"sha256sum {quote(path)} 2>/dev/null", quiet=True, timeout=120)
+    """The file's sha256, read by whoever controls its directory (webapps: the service user, who could have
+    made the WAR a symlink to a file only root may read; its checksum is shown)."""
+    directory = path.rsplit("/", 1)[0] or "/"
+    r = ctx.run(as_dir_owner(directory, f"sha256sum -- {quote(path)} 2>/dev/null"), quiet=True, timeout=120)
     return r.stdout.split()[0] if r.ok and r.stdout.split() else ""
 
 

@@ -31,7 +31,7 @@ FSTAB_TYPE = "nfs"  # lets mount.nfs negotiate v4, then v3
 FSTAB_OPTIONS = "defaults,_netdev"
 MARK = "# Joget cluster console: shared wflow directory"
 PATH_SETUP = 'PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; export PATH'
-TOKEN_PREFIX = ".jcc-share-check-"
+CHECK_FILE_PREFIX = ".jcc-share-check-"
 
 
 def apt_install(package: str) -> str:
@@ -355,7 +355,7 @@ class Verify(Step):
         conns = {n.name: ctx.connect(n) for n in nodes}
         run_id = secrets.token_hex(6)
         tokens = {n.name: secrets.token_hex(16) for n in nodes}
-        paths = {name: f"{home}/{TOKEN_PREFIX}{run_id}-{name}" for name in tokens}
+        paths = {name: f"{home}/{CHECK_FILE_PREFIX}{run_id}-{name}" for name in tokens}
         try:
             self._write_tokens(ctx, conns, tokens, paths)
             self._read_tokens(ctx, conns, tokens, paths)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from deployments import xmledit
 from deployments.models import Artifact
 from nodes import web
-from nodes.ssh import NodeConnection, quote
+from nodes.ssh import DIR_OWNER_SH, NodeConnection, quote
 
 from . import Change, Step, StepContext, StepFailed, register
 from .base import UNREAD
@@ -396,6 +396,31 @@ def conf_source(ctx: StepContext) -> str:
     raise StepFailed(f"Neither {h}/conf/server.xml nor {h}/etc/server.xml exists on {ctx.node.name}.")
 
 
+# Creates the base (root, in a root-only parent, then given to the service user; or the service user itself
+# when the parent is its own), then the service user adds the missing directories and conf files: root
+# never writes into the base, where that user could have swapped a directory for a link. The conf files
+# come from a private copy root made (the distribution's may be readable by root alone).
+_CREATE_BASE_SH = r"""set -e
+P=${B%/*}; [ -n "$P" ] || P=/
+if [ ! -e "$B" ] && [ ! -L "$B" ]; then
+  U=$(dir_owner "$P")
+  if [ "$U" = root ]; then mkdir -p -- "$B"; chown -h "$OWNER" -- "$B"
+  elif [ "$U" = "$SU" ]; then runuser -u "$SU" -- mkdir -p -- "$B"
+  else echo "$P belongs to $U: create $B there by hand, owned by $SU" >&2; exit 5; fi
+fi
+if [ -L "$B" ] || [ ! -d "$B" ] || [ "$(stat -c %U -- "$B")" != "$SU" ]; then
+  echo "$B is not a directory of $SU" >&2; exit 5; fi
+S=$(mktemp -d); trap 'rm -rf -- "$S"' EXIT
+cp -R -- "$SRC/." "$S/conf"; chown -hR "$OWNER" -- "$S/conf"; chmod 0711 -- "$S"
+runuser -u "$SU" -- sh -c 'set -e; cd -- "$1"; C=$2; shift 2; mkdir -p -- "$@"
+  for f in "$C"/* "$C"/.[!.]*; do [ -e "$f" ] || continue; n=${f##*/}
+    [ -e "conf/$n" ] || [ -L "conf/$n" ] || cp -R -- "$f" conf/; done' sh "$B" "$S/conf" """ + " ".join(BASE_DIRS)
+
+
+def create_base_command(b: str, src: str) -> str:
+    return f"B={quote(b)}; SRC={quote(src)}; SU={SERVICE_USER}; OWNER={OWNER}\n{DIR_OWNER_SH}\n{_CREATE_BASE_SH}"
+
+
 @register
 class TomcatBase(_AppServerStep):
     key = "tomcat.base"
@@ -415,13 +440,14 @@ class TomcatBase(_AppServerStep):
             + f" for f in {quote(src)}/*; do [ -e {quote(b)}/conf/\"$(basename \"$f\")\" ] || basename \"$f\"; done",
             quiet=True, timeout=30,
         ).stdout.split()
+        foreign = ctx.run(f"test -d {quote(b)} && find {quote(b)} -maxdepth 2 ! -user {SERVICE_USER} -print "
+                          "| head -n 5; true", quiet=True, timeout=60).stdout.split()
+        if foreign:
+            # A base someone else made: given to the service user before it adds what is missing.
+            changes.append(Change(f"give {b} to {SERVICE_USER} ({', '.join(foreign)} …)",
+                                  command=f"chown -R -h {OWNER} {quote(b)}"))
         if missing:
-            changes.append(Change(
-                f"create {b} ({', '.join(missing)})",
-                command=f"mkdir -p {' '.join(quote(b + '/' + d) for d in BASE_DIRS)}; "
-                        f"for f in {quote(src)}/*; do n=$(basename \"$f\"); "
-                        f"[ -e {quote(b)}/conf/\"$n\" ] || cp -R \"$f\" {quote(b)}/conf/; done",
-            ))
+            changes.append(Change(f"create {b} ({', '.join(missing)})", command=create_base_command(b, src)))
         on_node = ctx.read_file(server_xml(node))
         current = on_node or ctx.read_file(f"{src}/server.xml")
         xml = want_xml(ctx, server_xml(node), current, xmledit.set_http_port(node.http_port),
@@ -429,11 +455,6 @@ class TomcatBase(_AppServerStep):
         if xml:
             xml.description = f"set HTTP port {node.http_port} and drop the AprLifecycleListener in server.xml"
             changes.append(xml)
-        foreign = ctx.run(f"test -d {quote(b)} && find {quote(b)} -maxdepth 2 ! -user {SERVICE_USER} -print "
-                          "| head -n 5; true", quiet=True, timeout=60).stdout.split()
-        if changes or foreign:
-            changes.append(Change(f"give {b} to {SERVICE_USER}" + (f" ({', '.join(foreign)} …)" if foreign else ""),
-                                  command=f"chown -R -h {OWNER} {quote(b)}"))
         return changes
 
     def verify(self, ctx):
