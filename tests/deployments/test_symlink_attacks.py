@@ -9,7 +9,8 @@ import pytest
 
 from deployments import engine
 from deployments.models import LogLine
-from deployments.steps import StepContext, StepFailed, get_step, tomcat
+from deployments.steps import StepContext, StepFailed, get_step
+from deployments.steps import tomcat_tools as tomcat
 from nodes import health, ssh
 from nodes.inventory import load_inventory, register_artifact
 from nodes.models import CatalinaTail, Node
@@ -89,10 +90,10 @@ def test_start_and_stop_write_no_planted_symlink_and_catalina_out_is_not_shown(b
         ctx = StepContext(cluster=cluster, node=node, conn=conn, log=lambda text: None,
                           emit=lambda stream, text: None, connect=lambda other: conn)
         tomcat.start(ctx)
-        assert tomcat.is_running(ctx)
+        assert tomcat.running_pid(ctx)
         as_tomcat(tb, "ln -sf /etc/jcc-victim-pid temp/catalina.pid")
         tomcat.stop(ctx)
-        assert tomcat.is_running(ctx) is None
+        assert tomcat.running_pid(ctx) is None
         assert victims(tb) == []
         assert tb.host_exec("app1", f"stat -c '%F %U' {BASE}/.jcc-started").stdout.strip() == "regular file tomcat"
 
