@@ -181,7 +181,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # A flag file in the shared dir makes replication late, once: a session's later changes stay
         # private to its node, and the node that takes the session over reads the first copy (then clears the flag).
         private = "/opt/joget/private-sessions"
-        stale = os.path.join(os.path.dirname(SHARED), "standin-stale-once")
+        stale = os.path.join(SHARED, "standin-stale-once")  # in a directory of the service user, who removes it
         late = os.path.exists(stale)
         where = private if os.path.exists("/opt/joget/standin-private") else SHARED
         os.makedirs(where, exist_ok=True)
@@ -570,7 +570,7 @@ def test_post_test_names_the_failed_check_and_restarts_the_node(deployed, standi
 @pytest.mark.django_db(transaction=True)
 def test_late_replication_gets_one_second_try_and_both_findings_are_shown(deployed, standins):
     tb = standins
-    flag = "/opt/joget/wflow/standin-stale-once"
+    flag = "/opt/joget/wflow/standin-sessions/standin-stale-once"
     tb.host_exec(tb.app_servers[0], f"touch {flag}", check=True)
     try:
         lines, error, _ = _run_post_test(deployed)
