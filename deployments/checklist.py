@@ -18,7 +18,7 @@ from nodes import ssh, web
 from nodes.models import Cluster, LayerMode, Node
 
 from .models import CheckResult, CheckRun
-from .steps.tomcat import SERVICE_USER
+from .steps.tomcat_tools import SERVICE_USER
 
 quote = ssh.quote
 
@@ -114,8 +114,8 @@ def same_directory_everywhere(cluster: Cluster, node: None) -> Finding:
 def database_usable(cluster: Cluster, node: Node) -> Finding:
     # The same client call and scratch-table SQL as the database.verify step: one writer of the option
     # file that carries the password, one set of statements.
-    from .steps import StepContext, StepFailed
-    from .steps import database as dbstep
+    from .steps import StepContext, StepFailed, mysql
+    from .steps.database import Verify
 
     db = cluster.layer("shared_database")
     if not db:
@@ -126,7 +126,7 @@ def database_usable(cluster: Cluster, node: Node) -> Finding:
         ctx = StepContext(cluster=cluster, node=node, conn=conn, log=lambda text: None,
                           emit=lambda level, text: None, connect=None)
         try:
-            r = dbstep.run_client(ctx, dbstep.Verify.scratch_sql(node.name), password=db.password, timeout=30,
+            r = mysql.run_client(ctx, Verify.scratch_sql(node.name), password=db.password, timeout=30,
                                   args=args)
         except StepFailed as exc:
             return Finding(False, str(exc), f"Check that /tmp on {node.name} is writable.")

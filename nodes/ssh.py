@@ -395,7 +395,7 @@ class NodeConnection:
         (0700, an unguessable name that must not exist yet, like mktemp -d); returns the directory."""
         if self._conn is None:
             self.open()
-        stage = f"/tmp/jcc-stage-{uuid.uuid4().hex}"
+        stage = f"/tmp/jcc-stage-{uuid.uuid4().hex}"  # noqa: S108 - a random name; mkdir below fails if it exists
         fileobj = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
         sftp = self._conn.client.open_sftp()
         try:
