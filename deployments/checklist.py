@@ -18,6 +18,8 @@ from nodes import ssh, web
 from nodes.models import Cluster, LayerMode, Node
 
 from .models import CheckResult, CheckRun
+from .steps import StepContext, StepFailed, mysql
+from .steps.database import Verify
 from .steps.tomcat_tools import SERVICE_USER
 
 quote = ssh.quote
@@ -114,9 +116,6 @@ def same_directory_everywhere(cluster: Cluster, node: None) -> Finding:
 def database_usable(cluster: Cluster, node: Node) -> Finding:
     # The same client call and scratch-table SQL as the database.verify step: one writer of the option
     # file that carries the password, one set of statements.
-    from .steps import StepContext, StepFailed, mysql
-    from .steps.database import Verify
-
     db = cluster.layer("shared_database")
     if not db:
         return Finding(False, "no shared database configured", "Set up the shared database layer.")
@@ -127,7 +126,7 @@ def database_usable(cluster: Cluster, node: Node) -> Finding:
                           emit=lambda level, text: None, connect=None)
         try:
             r = mysql.run_client(ctx, Verify.scratch_sql(node.name), password=db.password, timeout=30,
-                                  args=args)
+                                 args=args)
         except StepFailed as exc:
             return Finding(False, str(exc), f"Check that /tmp on {node.name} is writable.")
     where = f"{db.user}@{db.connect_host}:{db.port}/{db.name}"

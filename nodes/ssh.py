@@ -28,6 +28,22 @@ from invoke.exceptions import CommandTimedOut
 quote = shlex.quote
 
 
+def facts(text: str) -> dict[str, list[str]]:
+    """`key=value` lines of a probe script's output -> {key: [values]} (a key may repeat; lines without `=`
+    are left out). Every probe on a node prints its findings this way."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            out.setdefault(key.strip(), []).append(value)
+    return out
+
+
+def fact(found: dict[str, list[str]], key: str, default: str = "") -> str:
+    """The first value of `key` in `facts()` output."""
+    return found.get(key, [default])[0]
+
+
 class SSHError(Exception):
     """An SSH failure whose message is safe to show to the admin."""
 

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from nodes.models import Artifact, SharedDatabase
-from nodes.ssh import quote
+from nodes.ssh import fact, facts, quote
 
 from . import register
 from .base import Change, ManagedStep, Step, StepContext, StepFailed, file_diff
@@ -42,7 +42,7 @@ from .mysql import (
     sql_ident,
     sql_string,
 )
-from .toolbox import PATH_SETUP, apt_install, fact, facts, service_control
+from .toolbox import PATH_SETUP, apt_install, service_control
 
 # As the guide's "comment out bind-address": every interface; who may log in is decided per user and host.
 BIND_ADDRESS = "0.0.0.0"  # noqa: S104
@@ -239,7 +239,7 @@ def init_datadir_command(f: ServerFacts) -> str:
 # -- steps -----------------------------------------------------------------------------------------
 
 def shared_database(cluster) -> SharedDatabase | None:
-    return SharedDatabase.objects.filter(cluster=cluster).select_related("node").first()
+    return cluster.layer("shared_database")
 
 
 class _DatabaseStep(ManagedStep):

@@ -202,7 +202,7 @@ class Datasource(Step):
     def probe(self, ctx):
         node = _first_app_server(ctx.cluster)
         conn = ctx.connect(node)
-        db = SharedDatabase.objects.filter(cluster=ctx.cluster).first()
+        db = ctx.cluster.layer("shared_database")
         if db is None:
             raise StepFailed("The cluster has no shared database: describe it first.")
         wflow = quote(ctx.cluster.wflow_home)

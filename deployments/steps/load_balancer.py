@@ -42,7 +42,7 @@ url_host = web.url_host
 
 
 def load_balancer_of(cluster) -> LoadBalancer | None:
-    lb = LoadBalancer.objects.filter(cluster=cluster).select_related("node").first()
+    lb = cluster.layer("load_balancer")
     return lb if lb and lb.node_id else None
 
 

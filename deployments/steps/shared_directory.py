@@ -19,11 +19,11 @@ import secrets
 import time
 
 from nodes.models import SharedDirectory
-from nodes.ssh import quote
+from nodes.ssh import as_dir_owner, fact, facts, quote
 
 from . import register
 from .base import Change, ManagedStep, Step, StepContext, StepFailed, file_diff
-from .toolbox import PATH_SETUP, apt_install, fact, facts, service_control
+from .toolbox import PATH_SETUP, apt_install, service_control
 
 EXPORT_OPTIONS = "rw,sync,no_subtree_check"  # sync: Joget's config files must survive a file-server crash
 FSTAB_TYPE = "nfs"  # lets mount.nfs negotiate v4, then v3
@@ -35,7 +35,7 @@ CHECK_FILE_PREFIX = ".jcc-share-check-"
 
 
 def shared_directory(cluster) -> SharedDirectory | None:
-    return SharedDirectory.objects.filter(cluster=cluster).select_related("node").first()
+    return cluster.layer("shared_directory")
 
 
 # -- rendering (pure, unit-tested) -----------------------------------------------------------------
@@ -326,15 +326,19 @@ class Verify(Step):
         home = ctx.cluster.wflow_home
         problems = []
         for name, conn in conns.items():
+            # Written as whoever owns the directory (the service user, as Joget writes there), never
+            # through an existing name (noclobber): root never opens a path the service user controls.
+            write = f"set -C; printf '%s\\n' {quote(tokens[name])} > {quote(paths[name])}"
             r = ctx.run(f"test -d {quote(home)} || {{ echo 'missing' >&2; exit 3; }}; "
-                        f"printf '%s\\n' {quote(tokens[name])} > {quote(paths[name])}", conn=conn, quiet=True)
+                        f"{as_dir_owner(home, write)}", conn=conn, quiet=True)
             if not r.ok:
                 reason = "does not exist" if r.exit_code == 3 else f"is not writable ({r.stderr.strip()[-200:]})"
                 problems.append(f"{name}: {home} {reason}")
             else:
                 ctx.log(f"[{name}] wrote a token into {home}")
         if problems:
-            raise StepFailed("; ".join(problems) + ". Every app server needs the shared directory, writable by root.")
+            raise StepFailed("; ".join(problems) + ". Every app server needs the shared directory, mounted "
+                             "and writable.")
 
     def _read_tokens(self, ctx, conns, tokens, paths) -> None:
         home = ctx.cluster.wflow_home
@@ -361,7 +365,8 @@ class Verify(Step):
     def _read_all(ctx, conn, paths) -> dict[str, str]:
         script = "; ".join(f"printf '%s=' {quote(w)}; head -c 64 {quote(p)} 2>/dev/null || echo"
                            for w, p in paths.items())
-        out = ctx.run(script, conn=conn, quiet=True).stdout
+        home = paths[next(iter(paths))].rsplit("/", 1)[0]
+        out = ctx.run(as_dir_owner(home, script), conn=conn, quiet=True).stdout
         return {k: v[0].strip() for k, v in facts(out).items()}
 
     @staticmethod

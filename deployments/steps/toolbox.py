@@ -1,7 +1,7 @@
 """What every layer's steps share, beside base.py: the idioms a step needs on a node.
 
 - Files: `ctx.read_file` / `ctx.write_file` (NodeConnection's one reader and writer), `ctx.want_file`.
-- Facts: `facts(text)` parses the `key=value` lines a probe script prints (a key may repeat).
+- Facts: `nodes.ssh.facts(text)` parses the `key=value` lines a probe script prints (a key may repeat).
 - Services: `service_control(...)` starts, restarts or reloads a daemon through systemd where it runs,
   else its init script, else the daemon's own command; `apt_install(package)` installs a package.
 - HTTP from the console: `nodes.web.get` (one GET, errors as text); Tomcat on an app server: tomcat_tools.
@@ -19,21 +19,6 @@ from nodes.ssh import quote
 
 PATH_SETUP = 'PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; export PATH'
 SYSTEMD_RUNS = "[ -d /run/systemd/system ]"
-
-
-def facts(text: str) -> dict[str, list[str]]:
-    """`key=value` lines -> {key: [values]} (a key may repeat; lines without `=` are left out)."""
-    out: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out.setdefault(key.strip(), []).append(value)
-    return out
-
-
-def fact(found: dict[str, list[str]], key: str, default: str = "") -> str:
-    """The first value of `key` in `facts()` output."""
-    return found.get(key, [default])[0]
 
 
 def init_script(name: str, action: str) -> str:

@@ -24,7 +24,7 @@ Callers import from this package.
 """
 
 from .balancer_manager import Manager, member_state, parse_balancer_manager
-from .base import CHECKS, SEVERITY, S, Verdict, setting, worst
+from .base import CHECKS, SEVERITY, Verdict, setting, worst
 from .checks import (
     judge_balancer,
     judge_balancer_member,

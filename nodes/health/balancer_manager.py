@@ -6,7 +6,7 @@ import html.parser
 import re
 from dataclasses import dataclass
 
-from .base import S
+from ..models import HealthState
 
 
 class _Tables(html.parser.HTMLParser):
@@ -67,10 +67,10 @@ def member_state(status: str) -> str:
     """Apache's worker status words (Init Ok, Err, Dis, Drn, Stby, HcFl, Stop) to a state."""
     words = set(status.split())
     if words & {"Err", "HcFl"}:
-        return S.BAD
+        return HealthState.BAD
     if words & {"Dis", "Drn", "Stop", "Stby"}:
-        return S.WARN
-    return S.OK if "Ok" in words else S.UNKNOWN
+        return HealthState.WARN
+    return HealthState.OK if "Ok" in words else HealthState.UNKNOWN
 
 
 @dataclass

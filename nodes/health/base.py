@@ -9,8 +9,6 @@ from django.conf import settings
 
 from ..models import HealthState
 
-S = HealthState
-
 # key -> label, in the order the pages show them.
 CHECKS = {
     "ssh": "SSH",
@@ -28,7 +26,7 @@ CHECKS = {
     "balancer": "Balancer",
     "database": "Database",
 }
-SEVERITY = {S.OK: 0, S.UNKNOWN: 1, S.WARN: 2, S.BAD: 3}
+SEVERITY = {HealthState.OK: 0, HealthState.UNKNOWN: 1, HealthState.WARN: 2, HealthState.BAD: 3}
 SMALLINT_MAX = 32767
 
 
@@ -48,7 +46,7 @@ class Verdict:
 
 
 def worst(states) -> str:
-    return max(states, key=lambda s: SEVERITY[s], default=S.OK)
+    return max(states, key=lambda s: SEVERITY[s], default=HealthState.OK)
 
 
 def ms_since(t0: float) -> int:

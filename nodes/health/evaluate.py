@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..models import HealthState
 from .balancer_manager import Manager
-from .base import S, Verdict, to_int, worst
+from .base import Verdict, to_int, worst
 from .checks import (
     judge_balancer,
     judge_balancer_member,
@@ -82,7 +83,7 @@ def node_checks(job: ClusterJob, node: NodeJob, g: Gathered, out: Observed, serv
 
 
 def level_of(state: str) -> int:
-    return {S.OK: 0, S.UNKNOWN: 1, S.WARN: 1, S.BAD: 2}[state]
+    return {HealthState.OK: 0, HealthState.UNKNOWN: 1, HealthState.WARN: 1, HealthState.BAD: 2}[state]
 
 
 NUMBER_FIELDS = ("level", "up", "ssh_ms", "http_ms", "balancer_ms", "db_ms", "load_x100", "mem_pct", "disk_pct",
@@ -109,7 +110,7 @@ def numbers(job: ClusterJob, out: Observed, results) -> dict[int, dict]:
         via = out.via_lb.get(node.id) if node.is_app else out.lb_probe if node.id == lb_node else None
         rows[node.id] = {
             "level": level_of(worst(r.state for r in mine.values())),
-            "up": g.ok and all(mine[k].state == S.OK for k in serving),
+            "up": g.ok and all(mine[k].state == HealthState.OK for k in serving),
             "ssh_ms": g.ssh_ms,
             "http_ms": _probe_ms(out.http.get(node.id)),
             "balancer_ms": _probe_ms(via),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import ssh
-from ..models import Cluster, LoadBalancer, Node, SharedDatabase
+from ..models import Cluster, Node
 
 
 @dataclass
@@ -47,11 +47,11 @@ def snapshot(cluster: Cluster) -> ClusterJob:
                 n.host_key, ssh.Target.for_node(n))
         for n in nodes
     ])
-    lb = LoadBalancer.objects.filter(cluster=cluster).select_related("node").first()
+    lb = cluster.layer("load_balancer")
     if lb and lb.node_id:
         job.lb = {"address": lb.node.address, "port": lb.http_port, "sticky_cookie": lb.sticky_cookie,
                   "node_id": lb.node_id}
-    db = SharedDatabase.objects.filter(cluster=cluster).select_related("node").first()
+    db = cluster.layer("shared_database")
     if db and db.connect_host:
         job.db = {"host": db.connect_host, "port": db.port, "user": db.user, "password": db.password,
                   "name": db.name, "node_id": db.node_id}

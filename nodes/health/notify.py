@@ -9,17 +9,17 @@ import urllib.request
 
 from django.core.mail import send_mail
 
-from ..models import HealthEvent
-from .base import CHECKS, S, setting
+from ..models import HealthEvent, HealthState
+from .base import CHECKS, setting
 
 log = logging.getLogger(__name__)
 
 
 def worth_notifying(event: HealthEvent) -> bool:
     """Unknown follows from another failure that has its own event; unknown -> ok is its recovery's echo."""
-    if event.new_state == S.UNKNOWN:
+    if event.new_state == HealthState.UNKNOWN:
         return False
-    return not (event.old_state == S.UNKNOWN and event.new_state == S.OK)
+    return not (event.old_state == HealthState.UNKNOWN and event.new_state == HealthState.OK)
 
 
 def event_line(event: HealthEvent, names: dict) -> str:
@@ -40,7 +40,7 @@ def _send_email(cluster_name: str, events, names) -> None:
     recipients = setting("HEALTH_ALERT_EMAIL")
     if not recipients:
         return
-    bad = sum(1 for e in events if e.new_state == S.BAD)
+    bad = sum(1 for e in events if e.new_state == HealthState.BAD)
     subject = f"[{cluster_name}] {len(events)} health change(s), {bad} failing: {event_line(events[0], names)}"
     body = "\n".join(f"{e.time:%Y-%m-%d %H:%M:%S %Z}  {event_line(e, names)}" for e in events)
     try:

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import CatalinaTail, CheckState, Cluster, HealthEvent, HealthSample, Node, NodeHealth
-from .base import S, setting
+from ..models import CatalinaTail, CheckState, Cluster, HealthEvent, HealthSample, HealthState, Node, NodeHealth
+from .base import setting
 from .evaluate import NUMBER_FIELDS, by_node
 from .jobs import ClusterJob
 
@@ -39,7 +39,7 @@ def _record_states(job: ClusterJob, now: datetime, results) -> list[HealthEvent]
         if old is None:
             created.append(CheckState(cluster_id=job.id, node_id=nid, key=key, state=result.state, since=now,
                                       detail=detail))
-            if result.state != S.OK:  # a first look that finds trouble is news; a first "ok" is not
+            if result.state != HealthState.OK:  # a first look that finds trouble is news; a first "ok" is not
                 events.append(HealthEvent(cluster_id=job.id, node_id=nid, key=key, time=now, old_state="",
                                           new_state=result.state, detail=detail))
         elif old.state != result.state:

@@ -49,7 +49,7 @@ from nodes.models import (
 from nodes.ssh import Target
 from tests.conftest import wait_for
 
-S = health.S
+S = health.HealthState
 
 # ---- helpers shared with benchmarks/status_page.py -----------------------------------------------------------
 
