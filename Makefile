@@ -47,6 +47,7 @@ SQLITE_ENV = DATABASE_URL=sqlite:///$(CURDIR)/var/test-default.sqlite3 CELERY_BR
 test: dev-venv
 	@scripts/test_services.sh
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) manage.py makemigrations --check --dry-run -v0
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	@# A narrowed run (PYTEST_ARGS) skips the second tier: `make test-sqlite` runs it alone.
@@ -59,6 +60,7 @@ test-sqlite: dev-venv
 
 lint: dev-venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 # A sandbox cluster on this machine (root), loaded into the console `make run` serves.
 # TESTBED_PREFIX names another one beside it (its cluster is then "testbed-<prefix>").

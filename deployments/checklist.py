@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,18 +14,22 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from licensing.joget import direct_opener
-from nodes import ssh
-from nodes.models import Cluster, LayerMode, LoadBalancer, Node, SharedDatabase, SharedDirectory
+from nodes import ssh, web
+from nodes.models import Cluster, LayerMode, Node
 
 from .models import CheckResult, CheckRun
-from .steps.tomcat import SERVICE_USER
+from .steps import StepContext, StepFailed, mysql
+from .steps.database import Verify
+from .steps.tomcat_tools import SERVICE_USER
 
 quote = ssh.quote
 
 
 @dataclass
-class Outcome:
+class Finding:
+    """What one checklist item saw on one node (or the cluster); the checks are named after the requirement
+    they test, not after nodes.health's checks, which watch a running cluster."""
+
     ok: bool
     found: str
     fix: str = ""
@@ -40,7 +43,7 @@ class Item:
     key: str
     title: str
     per_node: bool
-    check: Callable[..., Outcome]
+    check: Callable[..., Finding]
 
 
 # -- the checks ---------------------------------------------------------------------------------------
@@ -55,7 +58,7 @@ def in_shared_directory(cluster: Cluster, command: str) -> str:
             f"runuser -u {user} -- sh -c {quote(command)}; else sh -c {quote(command)}; fi")
 
 
-def check_shared_directory(cluster: Cluster, node: Node) -> Outcome:
+def shared_directory_writable(cluster: Cluster, node: Node) -> Finding:
     d = quote(cluster.wflow_home)
     template = quote(cluster.wflow_home + "/.jcc-check-XXXXXXXX")
     write = in_shared_directory(cluster, f'f=$(mktemp {template} 2>/dev/null) && rm -f -- "$f"')
@@ -69,19 +72,19 @@ def check_shared_directory(cluster: Cluster, node: Node) -> Outcome:
         r = conn.run(script, timeout=30)
     found = ", ".join(r.stdout.split("\n")).strip(", ") or r.stderr.strip()
     if r.exit_code == 2:
-        return Outcome(False, f"{cluster.wflow_home} does not exist",
+        return Finding(False, f"{cluster.wflow_home} does not exist",
                        f"Create and mount the shared directory at {cluster.wflow_home} on {node.name}, "
                        "or choose 'Set it up for me' for the shared directory.", missing=True)
     if r.exit_code == 3:
-        return Outcome(False, found, f"Make {cluster.wflow_home} writable for root and the Tomcat user on "
+        return Finding(False, found, f"Make {cluster.wflow_home} writable for root and the Tomcat user on "
                                      f"{node.name} (NFS export rw, no_root_squash or matching ownership).")
-    return Outcome(r.ok, found, "" if r.ok else "See what was found.")
+    return Finding(r.ok, found, "" if r.ok else "See what was found.")
 
 
-def check_same_directory(cluster: Cluster, node: None) -> Outcome:
+def same_directory_everywhere(cluster: Cluster, node: None) -> Finding:
     servers = list(cluster.app_servers())
     if len(servers) < 2:
-        return Outcome(True, "one app server: nothing to compare")
+        return Finding(True, "one app server: nothing to compare")
     # The token is the file's name (made by mktemp, empty): nothing is ever written into or read from a file
     # there that the service user could have replaced.
     template = quote(f"{cluster.wflow_home}/.jcc-same-{secrets.token_hex(8)}-XXXXXX")
@@ -90,7 +93,7 @@ def check_same_directory(cluster: Cluster, node: None) -> Outcome:
         w = conn.run(in_shared_directory(cluster, f"mktemp {template}"), timeout=30)
     made = w.stdout.strip()
     if not w.ok or not made.startswith(f"{cluster.wflow_home}/.jcc-same-"):
-        return Outcome(False, f"could not write a token on {first.name}: {w.stderr.strip()}",
+        return Finding(False, f"could not write a token on {first.name}: {w.stderr.strip()}",
                        f"Fix the shared directory on {first.name} first.")
     path = quote(made)
     missing = []
@@ -104,35 +107,32 @@ def check_same_directory(cluster: Cluster, node: None) -> Outcome:
         with ssh.open_connection(first) as conn:
             conn.run(f"rm -f -- {path}", timeout=30)  # unlink never follows a symlink
     if missing:
-        return Outcome(False, f"a file written on {first.name} is not seen on {', '.join(missing)}",
+        return Finding(False, f"a file written on {first.name} is not seen on {', '.join(missing)}",
                        f"{', '.join(missing)} must mount the same share at {cluster.wflow_home} "
                        f"as {first.name} (check the NFS server and path in /etc/fstab).", missing=True)
-    return Outcome(True, f"a file written on {first.name} is read on {', '.join(o.name for o in others)}")
+    return Finding(True, f"a file written on {first.name} is read on {', '.join(o.name for o in others)}")
 
 
-def check_database(cluster: Cluster, node: Node) -> Outcome:
+def database_usable(cluster: Cluster, node: Node) -> Finding:
     # The same client call and scratch-table SQL as the database.verify step: one writer of the option
     # file that carries the password, one set of statements.
-    from .steps import StepContext, StepFailed
-    from .steps import database as dbstep
-
-    db = SharedDatabase.objects.filter(cluster=cluster).select_related("node").first()
+    db = cluster.layer("shared_database")
     if not db:
-        return Outcome(False, "no shared database configured", "Set up the shared database layer.")
+        return Finding(False, "no shared database configured", "Set up the shared database layer.")
     args = (f"--connect-timeout=5 -h {quote(db.connect_host)} -P {int(db.port)} -u {quote(db.user)} "
             f"--database={quote(db.name)}")
     with ssh.open_connection(node) as conn:
         ctx = StepContext(cluster=cluster, node=node, conn=conn, log=lambda text: None,
                           emit=lambda level, text: None, connect=None)
         try:
-            r = dbstep.run_client(ctx, dbstep.Verify.scratch_sql(node.name), password=db.password, timeout=30,
-                                  args=args)
+            r = mysql.run_client(ctx, Verify.scratch_sql(node.name), password=db.password, timeout=30,
+                                 args=args)
         except StepFailed as exc:
-            return Outcome(False, str(exc), f"Check that /tmp on {node.name} is writable.")
+            return Finding(False, str(exc), f"Check that /tmp on {node.name} is writable.")
     where = f"{db.user}@{db.connect_host}:{db.port}/{db.name}"
     lines = r.stdout.split()
     if r.ok and "jcc-select:updated" in lines and "jcc-count:0" in lines:
-        return Outcome(True, f"{where}: select, insert, update, delete, create, alter and drop work")
+        return Finding(True, f"{where}: select, insert, update, delete, create, alter and drop work")
     err = (r.stderr.strip().splitlines() or ["no output"])[-1]
     if r.exit_code == 127:
         fix = f"Install a MySQL client on {node.name} (apt-get install mariadb-client) so the check can run."
@@ -150,26 +150,25 @@ def check_database(cluster: Cluster, node: Node) -> Outcome:
                f"{node.name} to {db.connect_host}.")
     # Before the deployment a database the console sets up is absent whatever the error; a missing client
     # on the app server is not something the database layer sets up.
-    return Outcome(False, f"{where}: {err}", fix, missing=r.exit_code != 127)
+    return Finding(False, f"{where}: {err}", fix, missing=r.exit_code != 127)
 
 
 def _http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
-    """GET from the node itself: no proxy, no redirect followed (a 3xx is the answer)."""
-    try:
-        with direct_opener().open(url, timeout=timeout) as resp:
-            return resp.status, resp.read(2000).decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(2000).decode("utf-8", "replace")
-    except (urllib.error.URLError, OSError) as exc:
-        return 0, str(getattr(exc, "reason", exc))
+    """GET from the node itself, through nodes.web (no proxy, no redirect followed: a 3xx is the answer):
+    the status and the start of the body, or 0 and why nothing answered."""
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path or "/"
+    reply = web.get(parts.hostname or "", parts.port or 80, f"{path}?{parts.query}" if parts.query else path,
+                    timeout=timeout, limit=2000)
+    return (reply.status, reply.text) if reply.status is not None else (0, reply.error)
 
 
-def check_app_http(cluster: Cluster, node: Node) -> Outcome:
-    url = f"http://{node.address}:{node.http_port}/"
+def app_answers_http(cluster: Cluster, node: Node) -> Finding:
+    url = f"http://{web.url_host(node.address)}:{node.http_port}/"
     status, body = _http_get(url)
     if status:
-        return Outcome(True, f"{url} answers HTTP {status}")
-    return Outcome(False, f"{url}: {body}",
+        return Finding(True, f"{url} answers HTTP {status}")
+    return Finding(False, f"{url}: {body}",
                    f"Start the application server on {node.name} and open port {node.http_port} to the balancer.",
                    missing=True)
 
@@ -188,7 +187,7 @@ def _port_ranges(ports: list[int]) -> str:
     return ", ".join(out)
 
 
-def check_replication(cluster: Cluster, node: Node) -> Outcome:
+def replication_possible(cluster: Cluster, node: Node) -> Finding:
     others = [n for n in cluster.app_servers() if n.pk != node.pk]
     first, last = REPLICATION_PORTS[0], REPLICATION_PORTS[-1]
     # Every port of the range to every other app server, all at once (one `timeout 3` in all, not 101):
@@ -223,35 +222,35 @@ def check_replication(cluster: Cluster, node: Node) -> Outcome:
                      "receiver binds the first free port of that range).")
     membership = "multicast" if cluster.multicast else "static membership"
     if problems:
-        return Outcome(False, f"{membership}: " + "; ".join(problems), " ".join(fixes))
+        return Finding(False, f"{membership}: " + "; ".join(problems), " ".join(fixes))
     peers = ", ".join(o.name for o in others) or "no other app server"
-    return Outcome(True, f"{membership} possible on {facts.get('iface', '?')}; TCP {first}-{last} reachable: {peers}")
+    return Finding(True, f"{membership} possible on {facts.get('iface', '?')}; TCP {first}-{last} reachable: {peers}")
 
 
-def check_balancer(cluster: Cluster, node: None) -> Outcome:
-    lb = LoadBalancer.objects.filter(cluster=cluster).select_related("node").first()
+def balancer_reaches_apps(cluster: Cluster, node: None) -> Finding:
+    lb = cluster.layer("load_balancer")
     if not lb or not lb.node:
-        return Outcome(False, "no load balancer configured", "Set up the load balancer layer.")
-    url = f"http://{lb.node.address}:{lb.http_port}{cluster.context_path}/web/json/workflow/currentUsername"
+        return Finding(False, "no load balancer configured", "Set up the load balancer layer.")
+    url = f"http://{web.url_host(lb.node.address)}:{lb.http_port}{cluster.context_path}{web.ANON_PATH}"
     status, body = _http_get(url)
     try:
         username = json.loads(body).get("username") if status == 200 else None
     except ValueError:
         username = None
     if username:
-        return Outcome(True, f"{url} answers from an app server (username {username})")
+        return Finding(True, f"{url} answers from an app server (username {username})")
     fix = (f"Configure the balancer on {lb.node.name} to proxy {cluster.context_path} to the app servers "
            "(or let the console set it up), and check that the app servers run Joget.")
-    return Outcome(False, f"{url}: HTTP {status or 'no answer'} {body[:200]}", fix, missing=True)
+    return Finding(False, f"{url}: HTTP {status or 'no answer'} {body[:200]}", fix, missing=True)
 
 
 ITEMS = [
-    Item("shared_directory", "Shared directory mounted and writable", True, check_shared_directory),
-    Item("shared_directory_same", "The same shared directory on every app server", False, check_same_directory),
-    Item("database", "Shared database reachable with the required privileges", True, check_database),
-    Item("app_http", "App server answers HTTP", True, check_app_http),
-    Item("replication", "Session replication possible", True, check_replication),
-    Item("balancer", "Balancer sends /jw to the app servers", False, check_balancer),
+    Item("shared_directory", "Shared directory mounted and writable", True, shared_directory_writable),
+    Item("shared_directory_same", "The same shared directory on every app server", False, same_directory_everywhere),
+    Item("database", "Shared database reachable with the required privileges", True, database_usable),
+    Item("app_http", "App server answers HTTP", True, app_answers_http),
+    Item("replication", "Session replication possible", True, replication_possible),
+    Item("balancer", "Balancer sends /jw to the app servers", False, balancer_reaches_apps),
 ]
 ITEMS_BY_KEY = {i.key: i for i in ITEMS}
 
@@ -288,14 +287,14 @@ def set_up_by_plan(cluster: Cluster, item_key: str, node: Node | None) -> str:
     if item_key == "app_http" and node is not None:
         # Tomcat given ("I have it") or installed, the deployment deploys Joget into it and starts it.
         return f"Will be set up: the deployment starts Tomcat with Joget on {node.name}."
-    layers = {"shared_directory": (SharedDirectory, "exports and mounts the shared directory"),
-              "shared_directory_same": (SharedDirectory, "exports and mounts the shared directory"),
-              "database": (SharedDatabase, "installs and sets up the database"),
-              "balancer": (LoadBalancer, "sets up the balancer")}
+    layers = {"shared_directory": ("shared_directory", "exports and mounts the shared directory"),
+              "shared_directory_same": ("shared_directory", "exports and mounts the shared directory"),
+              "database": ("shared_database", "installs and sets up the database"),
+              "balancer": ("load_balancer", "sets up the balancer")}
     if item_key not in layers:
         return ""
-    model, what = layers[item_key]
-    layer = model.objects.filter(cluster=cluster).select_related("node").first()
+    kind, what = layers[item_key]
+    layer = cluster.layer(kind)
     if not layer or layer.mode != LayerMode.MANAGED:
         return ""
     where = f" on {layer.node.name}" if layer.node_id and item_key != "shared_directory_same" else ""
@@ -362,16 +361,16 @@ def run_one(result_id: int) -> None:
     item = ITEMS_BY_KEY[result.item]
     cluster = result.check_run.cluster
     try:
-        outcome = item.check(cluster, result.node)
+        finding = item.check(cluster, result.node)
     except ssh.SSHError as exc:
-        outcome = Outcome(False, str(exc), "Make the node reachable over SSH (and its host key confirmed).")
+        finding = Finding(False, str(exc), "Make the node reachable over SSH (and its host key confirmed).")
         planned = ""  # an unreachable node is a failure whatever the plan would set up on it
     else:
-        planned = set_up_by_plan(cluster, item.key, result.node) if outcome.missing else ""
-    status = CheckResult.Status.PASS if outcome.ok else CheckResult.Status.PLANNED if planned else \
+        planned = set_up_by_plan(cluster, item.key, result.node) if finding.missing else ""
+    status = CheckResult.Status.PASS if finding.ok else CheckResult.Status.PLANNED if planned else \
         CheckResult.Status.FAIL
     CheckResult.objects.filter(pk=result_id).update(
-        status=status, found=outcome.found[:2000], fix=planned or ("" if outcome.ok else outcome.fix),
+        status=status, found=finding.found[:2000], fix=planned or ("" if finding.ok else finding.fix),
         finished=timezone.now(),
     )
     _finish_if_done(result.check_run_id)

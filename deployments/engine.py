@@ -18,21 +18,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from nodes import audit, ssh
 from nodes.models import Cluster, Node
+from nodes.secrets import cluster_secrets, masker
 
 from .dbretry import through_restart
-from .logbuffer import LogBuffer, flusher, masker
+from .logbuffer import LogBuffer, flusher
 from .models import Deployment, LogLine, StepRun
 from .steps import StepContext, StepFailed, get_step, plan_steps
 
 log = logging.getLogger(__name__)
 events = logging.getLogger("deployments.events")  # what an admin watching the terminal wants to see
-S = StepRun.Status
-FAILED_LIKE = (S.FAILED, S.SKIPPED, S.CANCELLED)
+RunStatus = StepRun.Status
+FAILED_LIKE = (RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.CANCELLED)
 
 
 class DeploymentRefused(Exception):
@@ -135,8 +136,8 @@ def advance(deployment_id: int) -> None:
             return
         runs = list(dep.runs.all())
         if dep.cancel_requested:
-            StepRun.objects.filter(deployment=dep, status__in=[S.PENDING, S.QUEUED]).update(
-                status=S.CANCELLED, finished=timezone.now(), message="Cancelled before it started."
+            StepRun.objects.filter(deployment=dep, status__in=[RunStatus.PENDING, RunStatus.QUEUED]).update(
+                status=RunStatus.CANCELLED, finished=timezone.now(), message="Cancelled before it started."
             )
             runs = list(dep.runs.all())
         by_step: dict[str, list[StepRun]] = {}
@@ -144,20 +145,21 @@ def advance(deployment_id: int) -> None:
             by_step.setdefault(r.step, []).append(r)
         to_queue: list[StepRun] = []
         for r in runs:
-            if r.status != S.PENDING:
+            if r.status != RunStatus.PENDING:
                 continue
             blocking = [] if dep.dry_run else [
                 other for d in get_step(r.step).depends_on for other in by_step.get(d, [])
             ]
             failed = [o for o in blocking if o.status in FAILED_LIKE]
             if failed:
-                r.status, r.finished = S.SKIPPED, timezone.now()
+                r.status, r.finished = RunStatus.SKIPPED, timezone.now()
                 r.message = _skip_reason(r, failed)
                 r.save(update_fields=["status", "finished", "message"])
             elif all(o.status in StepRun.DONE for o in blocking):
                 to_queue.append(r)
         if to_queue:
-            StepRun.objects.filter(pk__in=[r.pk for r in to_queue]).update(status=S.QUEUED, heartbeat=timezone.now())
+            StepRun.objects.filter(pk__in=[r.pk for r in to_queue]).update(status=RunStatus.QUEUED,
+                                                                           heartbeat=timezone.now())
             by_key: dict[str, list[int]] = {}
             for r in to_queue:
                 by_key.setdefault(r.step, []).append(r.pk)
@@ -184,10 +186,10 @@ def _skip_reason(run: StepRun, blocking: list[StepRun]) -> str:
     """Name the run that really failed: on this run's own node if one did, and a skipped one's cause
     rather than the skip (its message already names the root)."""
     def rank(o: StepRun) -> tuple[bool, bool]:
-        return (o.status == S.SKIPPED, o.node_id not in (None, run.node_id))
+        return (o.status == RunStatus.SKIPPED, o.node_id not in (None, run.node_id))
 
     cause = min(blocking, key=rank)
-    if cause.status == S.SKIPPED and cause.message.startswith("Skipped: "):
+    if cause.status == RunStatus.SKIPPED and cause.message.startswith("Skipped: "):
         return cause.message
     where = f" on {cause.node.name}" if cause.node_id else ""
     return f"Skipped: {cause.step}{where} did not succeed ({cause.status})."
@@ -278,24 +280,6 @@ def _record_offered_key(node: Node, offered: str) -> None:
                                        ssh.fingerprint(node.host_key))
 
 
-def cluster_secrets(cluster: Cluster) -> list[str]:
-    """Every secret a step of this cluster could print: masked before storage.
-
-    One query, and each credential decrypted once (loading it with every node decrypted it per node:
-    at 16 app servers that was a tenth of the worker's CPU)."""
-    from licensing.models import License
-    from nodes.models import Credential, SharedDatabase
-
-    # order_by(): the models' default orderings would put ORDER BY inside the compound statement, which
-    # SQLite refuses (PostgreSQL accepts it).
-    creds = Credential.objects.filter(Q(pk=cluster.credential_id) | Q(node__cluster=cluster)).order_by()
-    parts = [creds.values_list("password"), creds.values_list("passphrase"),
-             License.objects.filter(node__cluster=cluster).order_by().values_list("license_text")]
-    # UNION (not ALL) keeps each stored value once; every column is an EncryptedTextField, decrypted as read.
-    rows = SharedDatabase.objects.filter(cluster=cluster).order_by().values_list("password").union(*parts)
-    return [v for v in [cluster.joget_admin_password, *(row[0] for row in rows)] if v]
-
-
 def _pidfile(run_id: int) -> str:
     # In a directory only root can enter (created 0700 by the wrapper): nobody else can plant a pid for Cancel.
     return f"{STEP_PID_DIR}/{int(run_id)}.pid"
@@ -343,8 +327,8 @@ def run_steps(run_ids: list[int]) -> None:
     now = timezone.now()
     # Retried while the database refuses connections (restarting, or out of connection slots when many
     # steps start at once): the runs then wait for a slot instead of staying queued until the sweeper.
-    claimed = through_restart(lambda: StepRun.objects.filter(pk__in=run_ids, status=S.QUEUED).update(
-        status=S.RUNNING, started=now, heartbeat=now, finished=None, exit_code=None, message="", hint="",
+    claimed = through_restart(lambda: StepRun.objects.filter(pk__in=run_ids, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started=now, heartbeat=now, finished=None, exit_code=None, message="", hint="",
         changes=[], worker=token, attempt=F("attempt") + 1,
     ))
     if not claimed:
@@ -357,7 +341,7 @@ def run_steps(run_ids: list[int]) -> None:
 
 
 def _run_claimed(token: str, run_ids: list[int]) -> None:
-    runs = list(StepRun.objects.filter(pk__in=run_ids, worker=token, status=S.RUNNING).select_related(
+    runs = list(StepRun.objects.filter(pk__in=run_ids, worker=token, status=RunStatus.RUNNING).select_related(
         "deployment__cluster__credential", "node__credential"))
     if not runs:
         return
@@ -404,14 +388,14 @@ def _fail_claimed(token: str, run_ids: list[int], exc: Exception) -> None:
         message = masker(cluster_secrets(dep.cluster))(message)
     except Exception:  # noqa: BLE001, S110 - loading the secrets may be what failed: the message stays as it is
         pass
-    mine = StepRun.objects.filter(pk__in=run_ids, worker=token, status=S.RUNNING)
+    mine = StepRun.objects.filter(pk__in=run_ids, worker=token, status=RunStatus.RUNNING)
     failed = list(mine.values_list("pk", "deployment_id", "step", "last_seq"))
     now = timezone.now()
     LogLine.objects.bulk_create(LogLine(run_id=pk, seq=seq + 1, stream="info", text=f"FAILED: {message}", time=now)
                                 for pk, _, _, seq in failed)
     for pk, _, _, seq in failed:
-        StepRun.objects.filter(pk=pk, worker=token, status=S.RUNNING).update(
-            status=S.FAILED, finished=now, message=message[:4000], last_seq=seq + 1, hint="")
+        StepRun.objects.filter(pk=pk, worker=token, status=RunStatus.RUNNING).update(
+            status=RunStatus.FAILED, finished=now, message=message[:4000], last_seq=seq + 1, hint="")
     for dep_id, step in {(d, st) for _, d, st, _ in failed}:
         _advance_after(dep_id, step)
 
@@ -448,21 +432,22 @@ def _execute(run: StepRun, buf: LogBuffer) -> None:
     exit_code, changes = None, []
     with buf:
         if buf.cancelled:  # while it waited for a step thread
-            status, message = S.CANCELLED, "Cancelled before it started."
+            status, message = RunStatus.CANCELLED, "Cancelled before it started."
             buf.info(f"CANCELLED: {message}")
         else:
             status, message, exit_code, changes = _run(run, step, buf)
     # The database may have restarted while the step ran: these reconnect rather than lose its outcome.
-    through_restart(lambda: StepRun.objects.filter(pk=run_id, status=S.RUNNING).update(
+    through_restart(lambda: StepRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
         status=status, finished=timezone.now(), exit_code=exit_code, message=mask(message)[:4000],
-        hint=step.hint if status == S.FAILED else "", changes=[{k: mask(v) for k, v in c.items()} for c in changes],
+        hint=step.hint if status == RunStatus.FAILED else "",
+        changes=[{k: mask(v) for k, v in c.items()} for c in changes],
     ))
 
 
 def _run(run: StepRun, step, buf: LogBuffer) -> tuple[str, str, int | None, list[dict]]:
     """Probe, apply, verify: (status, message, exit code, changes)."""
     run_id, dep, node = run.pk, run.deployment, run.node
-    status, message, exit_code, changes = S.FAILED, "", None, []
+    status, message, exit_code, changes = RunStatus.FAILED, "", None, []
     buf.info(f"{'Probing' if dep.dry_run else 'Running'} {step.title or step.key}"
              f"{' on ' + node.name if node else ''} (attempt {run.attempt})")
     ctx = StepContext(
@@ -476,13 +461,13 @@ def _run(run: StepRun, step, buf: LogBuffer) -> tuple[str, str, int | None, list
         if dep.dry_run:
             for c in planned:
                 buf.info(f"would {c.description}")
-            status = S.CHANGED if planned else S.OK
+            status = RunStatus.CHANGED if planned else RunStatus.OK
             message = ("Would " + "; ".join(c.description for c in planned)) if planned else "Nothing to change."
         else:
             if planned:
                 step.apply(ctx, planned)
             step.verify(ctx)
-            status = S.CHANGED if planned else S.OK
+            status = RunStatus.CHANGED if planned else RunStatus.OK
             message = "; ".join(c.description for c in planned) if planned else "Already as planned: no change."
     except StepFailed as exc:
         message, exit_code = str(exc), exc.exit_code
@@ -494,7 +479,7 @@ def _run(run: StepRun, step, buf: LogBuffer) -> tuple[str, str, int | None, list
         log.exception("step %s crashed", run.step)
         message = f"Internal error in step {run.step}: {type(exc).__name__}: {exc}"
     changes += [{"description": note, "path": "", "diff": ""} for note in ctx.notes]
-    if status == S.OK and ctx.notes and not dep.dry_run:
+    if status == RunStatus.OK and ctx.notes and not dep.dry_run:
         # Nothing changed, but the step checked things (e.g. the post-deployment test): say which, in words.
         passed = [note[1:].split(":")[0].strip() for note in ctx.notes if note.startswith("✓")]
         seen = [note for note in ctx.notes if not note.startswith("✓")]
@@ -502,7 +487,7 @@ def _run(run: StepRun, step, buf: LogBuffer) -> tuple[str, str, int | None, list
                                              f"Seen: {'; '.join(seen)}." if seen else "",
                                              "Nothing needed changing.") if part)
     if buf.cancelled:
-        status, message = S.CANCELLED, "Cancelled by the admin; the remote command was interrupted."
+        status, message = RunStatus.CANCELLED, "Cancelled by the admin; the remote command was interrupted."
     buf.info(f"{status.upper()}: {message}")  # the buffer masks secrets in every line
     return status, message, exit_code, changes
 
@@ -522,14 +507,14 @@ def _reopen(dep: Deployment) -> None:
 
 def retry(dep: Deployment, step_key: str) -> int:
     """Rerun one step on only the nodes where it failed (and what it held up)."""
-    failed = list(dep.runs.filter(step=step_key, status__in=[S.FAILED, S.CANCELLED]))
+    failed = list(dep.runs.filter(step=step_key, status__in=[RunStatus.FAILED, RunStatus.CANCELLED]))
     if not failed:
         raise DeploymentRefused(f"Step {step_key} has no failed or cancelled run to retry.")
     if dep.is_active:
         raise DeploymentRefused("The deployment is still running: retry once it has stopped.")
     with transaction.atomic():
         _reopen(dep)
-        StepRun.objects.filter(pk__in=[r.pk for r in failed]).update(status=S.PENDING)
+        StepRun.objects.filter(pk__in=[r.pk for r in failed]).update(status=RunStatus.PENDING)
         _unskip_dependents(dep, {step_key})
         transaction.on_commit(lambda: _enqueue_advance(dep.pk))
     return len(failed)
@@ -544,7 +529,7 @@ def _unskip_dependents(dep: Deployment, keys: set[str]) -> None:
             if set(get_step(key).depends_on) & keys:
                 keys.add(key)
                 changed = True
-    dep.runs.filter(step__in=keys, status=S.SKIPPED).update(status=S.PENDING, message="")
+    dep.runs.filter(step__in=keys, status=RunStatus.SKIPPED).update(status=RunStatus.PENDING, message="")
 
 
 def resume(dep: Deployment) -> None:
@@ -556,7 +541,7 @@ def resume(dep: Deployment) -> None:
         raise DeploymentRefused("The deployment succeeded: start a new one instead.")
     with transaction.atomic():
         _reopen(dep)
-        dep.runs.update(status=S.PENDING)
+        dep.runs.update(status=RunStatus.PENDING)
         transaction.on_commit(lambda: _enqueue_advance(dep.pk))
 
 
@@ -573,9 +558,9 @@ def sweep() -> int:
     timeout = settings.STEP_HEARTBEAT_TIMEOUT
     cutoff = timezone.now() - timezone.timedelta(seconds=timeout)
     touched = 0
-    for run in StepRun.objects.filter(status=S.RUNNING, heartbeat__lt=cutoff):
-        n = StepRun.objects.filter(pk=run.pk, status=S.RUNNING, heartbeat__lt=cutoff).update(
-            status=S.FAILED, finished=timezone.now(),
+    for run in StepRun.objects.filter(status=RunStatus.RUNNING, heartbeat__lt=cutoff):
+        n = StepRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat__lt=cutoff).update(
+            status=RunStatus.FAILED, finished=timezone.now(),
             message=f"The worker running this step went silent for over {timeout:.0f} s (killed or lost). "
                     "Resume the deployment to run it again.",
         )
@@ -585,12 +570,12 @@ def sweep() -> int:
     # A deployment whose runs have all finished but which is still marked running: its last advance
     # failed (the error is in that worker's log). Finishing it here frees the cluster for the next one.
     stuck = Deployment.objects.filter(status=Deployment.Status.RUNNING).exclude(
-        runs__status__in=[s for s in S.values if s not in StepRun.FINISHED])
+        runs__status__in=[s for s in RunStatus.values if s not in StepRun.FINISHED])
     for dep_id in stuck.values_list("pk", flat=True):
         advance(dep_id)
         touched += 1
-    for run in StepRun.objects.filter(status=S.QUEUED, heartbeat__lt=cutoff):
-        StepRun.objects.filter(pk=run.pk, status=S.QUEUED).update(heartbeat=timezone.now())
+    for run in StepRun.objects.filter(status=RunStatus.QUEUED, heartbeat__lt=cutoff):
+        StepRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(heartbeat=timezone.now())
         _enqueue_run(run.pk)
         touched += 1
     return touched

@@ -19,6 +19,8 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 
+from nodes.secrets import masker
+
 from .dbretry import through_restart
 from .models import Deployment, LogLine, StepRun
 
@@ -29,19 +31,6 @@ IDLE_CLOSE = 5.0  # seconds without a running step before the flusher lets its c
 MAX_LINE = 8000
 
 log = logging.getLogger(__name__)
-
-
-def masker(secrets: Iterable[str]) -> Callable[[str], str]:
-    # Longest first, so a secret that contains another is masked whole.
-    values = sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True)
-
-    def mask(text: str) -> str:
-        for value in values:
-            if value in text:
-                text = text.replace(value, "********")
-        return text
-
-    return mask
 
 
 class LogBuffer:

@@ -1,50 +1,9 @@
-"""Deployment runs and the files they install."""
-
-import hashlib
+"""Deployment runs, the prerequisite checklist and the wizard's place (the files they install are nodes.Artifact)."""
 
 from django.db import models
+from django.db.models import Count, Q
 
 from nodes.models import Cluster
-
-
-def artifact_path(instance, filename):
-    return f"artifacts/{instance.cluster.name}/{instance.kind}/{filename}"
-
-
-class Artifact(models.Model):
-    """A file from the Joget bundle (or a Tomcat archive), kept in Django storage
-    so that any worker, on any machine, can read it."""
-
-    class Kind(models.TextChoices):
-        JW_WAR = "jw_war", "jw.war"
-        JWDESIGNER_WAR = "jwdesigner_war", "jwdesigner.war"
-        TOMCAT_ARCHIVE = "tomcat_archive", "Tomcat archive"
-        SCHEMA_SQL = "schema_sql", "Schema SQL"
-
-    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="artifacts")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    file = models.FileField(upload_to=artifact_path, max_length=500)
-    original_name = models.CharField(max_length=255)
-    size = models.BigIntegerField(default=0)
-    sha256 = models.CharField(max_length=64)
-    uploaded = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["cluster", "kind"]
-        constraints = [models.UniqueConstraint(fields=["cluster", "kind"], name="one_artifact_per_kind")]
-
-    def __str__(self):
-        return f"{self.get_kind_display()} ({self.original_name})"
-
-    @staticmethod
-    def digest(fileobj) -> tuple[int, str]:
-        """Size and sha256 of a file, read in chunks (WARs run to hundreds of MB)."""
-        h, size = hashlib.sha256(), 0
-        for chunk in iter(lambda: fileobj.read(1024 * 1024), b""):
-            h.update(chunk)
-            size += len(chunk)
-        fileobj.seek(0)
-        return size, h.hexdigest()
 
 
 class Deployment(models.Model):
@@ -82,6 +41,17 @@ class Deployment(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.RUNNING
+
+    def progress(self) -> dict[str, int]:
+        """How far its step runs are: total, done (finished, whatever the outcome), failed (or cancelled), percent
+        done. Every page that draws a progress bar reads it here."""
+        counts = self.runs.aggregate(
+            total=Count("id"),
+            done=Count("id", filter=Q(status__in=StepRun.FINISHED)),
+            failed=Count("id", filter=Q(status__in=[StepRun.Status.FAILED, StepRun.Status.CANCELLED])),
+        )
+        counts["percent"] = int(100 * counts["done"] / counts["total"]) if counts["total"] else 0
+        return counts
 
     def recap(self) -> dict[str, int]:
         counts = {"changed": 0, "ok": 0, "failed": 0, "skipped": 0}

@@ -10,10 +10,10 @@ from __future__ import annotations
 from django.db import transaction
 
 from nodes import audit
-from nodes.models import Cluster
+from nodes.models import Artifact, Cluster
 
 from . import checklist, engine
-from .models import Artifact, CheckRun, Deployment
+from .models import CheckRun, Deployment
 
 
 def start_deployment(request, cluster: Cluster, *, dry_run: bool, steps: list[str]) -> Deployment:

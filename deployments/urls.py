@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views, wizard
+from .api import token_views
 
 app_name = "deployments"
 
@@ -21,4 +22,6 @@ urlpatterns = [
     path("clusters/<slug:name>/wizard/connect-all/", wizard.wizard_connect_all, name="wizard_connect_all"),
     path("clusters/<slug:name>/wizard/upload/", wizard.wizard_upload, name="wizard_upload"),
     path("clusters/<slug:name>/wizard/<slug:step>/", wizard.wizard_step, name="wizard_step"),
+    path("profile/api-tokens/", token_views.token_list, name="api_tokens"),
+    path("profile/api-tokens/<slug:key_id>/revoke/", token_views.token_revoke, name="api_token_revoke"),
 ]

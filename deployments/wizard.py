@@ -5,25 +5,30 @@ checklist, dry run, deployment, licenses); the wizard only remembers where the
 admin is and shows the way forward.
 """
 
+from functools import partial
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from joget_cluster import uploads
 from joget_cluster.access import Role, admin_required, operator_required, require_role, viewer_required
+from licensing.services import is_busy, licenses_for
 from nodes import audit
 from nodes.forms import ClusterForm, InventoryUploadForm
 from nodes.inventory import InventoryError, import_inventory, load_inventory
-from nodes.models import Cluster, LoadBalancer, SharedDatabase, SharedDirectory
+from nodes.models import Artifact, Cluster
 from nodes.services import enqueue_fetch_host_key, history_of, replaced_details
+from nodes.shortcuts import get_cluster_or_404
 
 from . import checklist, services
-from .models import Artifact, Deployment, WizardState
+from .models import Deployment, WizardState
+from .pages import checklist_context, run_groups
 
 STEP_KEYS = [key for key, _ in WizardState.STEPS]
 
@@ -156,14 +161,14 @@ def wizard_import_testbed(request):
 @require_GET
 @viewer_required
 def wizard_resume(request, name):
-    cluster = get_object_or_404(Cluster, name=name)
+    cluster = get_cluster_or_404(name)
     return redirect("deployments:wizard_step", name, _state(cluster).step)
 
 
 @require_POST
 @operator_required
 def wizard_connect_all(request, name):
-    cluster = get_object_or_404(Cluster, name=name)
+    cluster = get_cluster_or_404(name)
     with transaction.atomic():
         for node in cluster.nodes.filter(host_key=""):
             enqueue_fetch_host_key(node)
@@ -174,7 +179,7 @@ def wizard_connect_all(request, name):
 @require_POST
 @admin_required
 def wizard_upload(request, name):
-    cluster = get_object_or_404(Cluster, name=name)
+    cluster = get_cluster_or_404(name)
     form = ArtifactUploadForm(request.POST, request.FILES)
     if not uploads.is_valid(request, form):
         for errors in form.errors.values():
@@ -185,52 +190,69 @@ def wizard_upload(request, name):
     return redirect("deployments:wizard_step", name, "artifacts")
 
 
+# What each wizard page shows besides the step bar: one builder per step, each given the request and cluster.
+
+def _nodes_step(request, cluster: Cluster) -> dict:
+    nodes = list(cluster.nodes.order_by("name"))
+    # Right after "Fetch all missing host keys" (?fetching): the nodes whose key has not come back yet.
+    fetching = {n.pk for n in nodes if "fetching" in request.GET and not n.host_key
+                and not n.offered_host_key and not n.offered_host_key_error}
+    return {"nodes": nodes, "fetching": fetching}
+
+
+def _layers_step(request, cluster: Cluster) -> dict:
+    return {**{kind: cluster.layer(kind) for kind in Cluster.LAYERS}, "app_servers": cluster.app_servers()}
+
+
+def _artifacts_step(request, cluster: Cluster) -> dict:
+    return {"artifacts": cluster.artifacts.all(), "form": ArtifactUploadForm()}
+
+
+def _checklist_step(request, cluster: Cluster) -> dict:
+    ctx = checklist_context(cluster, cluster.check_runs.first())
+    ctx.pop("cluster")
+    return ctx
+
+
+def _deployment_step(request, cluster: Cluster, *, dry_run: bool, only: str | None = None) -> dict:
+    """Review (the last dry run), Run (the last deployment), Test (its post_test group only)."""
+    dep = cluster.deployments.filter(dry_run=dry_run).first()
+    ctx = {"deployment": dep, "running": cluster.deployments.filter(status=Deployment.Status.RUNNING).first()}
+    if dep:
+        groups = [g for g in run_groups(dep) if only is None or g["key"] == only]
+        ctx.update(groups=groups, progress=dep.progress(), recap=dep.recap(), back_url=request.path)
+    return ctx
+
+
+def _licenses_step(request, cluster: Cluster) -> dict:
+    licenses = licenses_for(cluster)
+    for lic in licenses:
+        lic.reading = is_busy(lic) and lic.busy == lic.Busy.READING
+    return {
+        "licenses": licenses,
+        "reading": any(lic.reading for lic in licenses),
+        "activated": sum(1 for lic in licenses if lic.state == "activated"),
+        "licenses_url": reverse("licensing:cluster_licenses", args=[cluster.name]),
+        "deployed": cluster.deployments.filter(dry_run=False, status=Deployment.Status.SUCCEEDED).exists(),
+    }
+
+
+STEP_BUILDERS = {
+    "nodes": _nodes_step,
+    "layers": _layers_step,
+    "artifacts": _artifacts_step,
+    "checklist": _checklist_step,
+    "review": partial(_deployment_step, dry_run=True),
+    "run": partial(_deployment_step, dry_run=False),
+    "licenses": _licenses_step,
+    "test": partial(_deployment_step, dry_run=False, only="post_test"),
+}
+
+
 @require_GET
 @viewer_required
 def wizard_step(request, name, step):
-    cluster = get_object_or_404(Cluster, name=name)
-    if step not in STEP_KEYS:
+    cluster = get_cluster_or_404(name)
+    if step not in STEP_BUILDERS:
         raise Http404("no such wizard step")
-    ctx = {}
-    if step == "nodes":
-        ctx["nodes"] = nodes = list(cluster.nodes.order_by("name"))
-        # Right after "Fetch all missing host keys" (?fetching): the nodes whose key has not come back yet.
-        ctx["fetching"] = {n.pk for n in nodes if "fetching" in request.GET and not n.host_key
-                           and not n.offered_host_key and not n.offered_host_key_error}
-    elif step == "layers":
-        ctx.update(
-            shared_directory=SharedDirectory.objects.filter(cluster=cluster).select_related("node").first(),
-            shared_database=SharedDatabase.objects.filter(cluster=cluster).select_related("node").first(),
-            load_balancer=LoadBalancer.objects.filter(cluster=cluster).select_related("node").first(),
-            app_servers=cluster.app_servers(),
-        )
-    elif step == "artifacts":
-        ctx.update(artifacts=cluster.artifacts.all(), form=ArtifactUploadForm())
-    elif step == "checklist":
-        from .views import _checklist_ctx
-
-        ctx.update(_checklist_ctx(cluster, cluster.check_runs.first()))
-        ctx.pop("cluster")
-    elif step in ("review", "run", "test"):
-        dry = step == "review"
-        dep = cluster.deployments.filter(dry_run=dry).first()
-        ctx["deployment"] = dep
-        if dep:
-            from .views import _groups, _progress
-
-            groups = _groups(dep)
-            if step == "test":
-                groups = [g for g in groups if g["key"] == "post_test"]
-            ctx.update(groups=groups, progress=_progress(dep), recap=dep.recap(), back_url=request.path)
-        ctx["running"] = cluster.deployments.filter(status=Deployment.Status.RUNNING).first()
-    elif step == "licenses":
-        from licensing.services import is_busy, licenses_for
-
-        ctx["licenses"] = licenses_for(cluster)
-        for lic in ctx["licenses"]:
-            lic.reading = is_busy(lic) and lic.busy == lic.Busy.READING
-        ctx["reading"] = any(lic.reading for lic in ctx["licenses"])
-        ctx["activated"] = sum(1 for lic in ctx["licenses"] if lic.state == "activated")
-        ctx["licenses_url"] = reverse("licensing:cluster_licenses", args=[cluster.name])
-        ctx["deployed"] = cluster.deployments.filter(dry_run=False, status=Deployment.Status.SUCCEEDED).exists()
-    return _page(request, cluster, step, f"deployments/wizard/{step}.html", **ctx)
+    return _page(request, cluster, step, f"deployments/wizard/{step}.html", **STEP_BUILDERS[step](request, cluster))

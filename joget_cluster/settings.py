@@ -257,7 +257,7 @@ CELERY_BEAT_SCHEDULE = {
 SSH_CONNECT_TIMEOUT = env.float("SSH_CONNECT_TIMEOUT", default=10.0)
 SSH_COMMAND_TIMEOUT = env.float("SSH_COMMAND_TIMEOUT", default=600.0)
 
-# ---- Web hardening (issue 9; joget_cluster/security.py) -------------------------------------------
+# ---- Web hardening (joget_cluster/security.py) ----------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 # A working day, not Django's two weeks: a session left open on a shared machine holds root on every node.
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
@@ -429,7 +429,7 @@ SPECTACULAR_SETTINGS = {
 }
 # ---- end of REST API ------------------------------------------------------------------------------------
 
-# ---- Node health checks (issue 8; nodes/health.py) -------------------------------------------------
+# ---- Node health checks (nodes/health/) ------------------------------------------------------------
 HEALTH_CHECK_INTERVAL = env.float("HEALTH_CHECK_INTERVAL", default=30.0)
 if HEALTH_CHECK_INTERVAL < 5:
     raise ImproperlyConfigured(f"HEALTH_CHECK_INTERVAL={HEALTH_CHECK_INTERVAL} s: use 5 s or more.")

@@ -6,7 +6,14 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic.base import RedirectView
 
-from deployments.api import token_views
+from deployments import overview
+from nodes import urls as nodes_urls
+
+# The cluster overview shows every app's part of a cluster, so its view is on the top floor (deployments); it
+# keeps the nodes: name and the path that Cluster.get_absolute_url and every link use. After nodes' own
+# patterns, so that clusters/new/ and clusters/import/ still match first.
+nodes_patterns = [*nodes_urls.urlpatterns,
+                  path("clusters/<slug:name>/", overview.cluster_detail, name="cluster_detail")]
 
 
 @login_not_required
@@ -23,9 +30,7 @@ urlpatterns = [
     path("favicon.ico", login_not_required(RedirectView.as_view(url=static("favicon.svg"), permanent=True))),
     path("admin/", admin.site.urls),
     path("api/v1/", include("deployments.api.urls")),
-    path("profile/api-tokens/", token_views.token_list, name="api_tokens"),
-    path("profile/api-tokens/<slug:key_id>/revoke/", token_views.token_revoke, name="api_token_revoke"),
     path("", include("deployments.urls")),
     path("", include("licensing.urls")),
-    path("", include("nodes.urls")),
+    path("", include((nodes_patterns, nodes_urls.app_name))),
 ]

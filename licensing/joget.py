@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from nodes import web
+
 MAX_BODY = 2 * 1024 * 1024  # a License page is a few KB; never hold a runaway response in memory
 _HIDDEN_INPUT = re.compile(r"<input\b[^>]*>", re.I)
 _ATTR = re.compile(r"""([a-zA-Z_:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
@@ -71,7 +73,7 @@ def license_path(major: int) -> str:
     if major in urls:
         return urls[major]
     # An unknown major (e.g. 9): the newest known version's page is the best guess.
-    return urls[max(urls)] if urls else "/web/console/setting/license"
+    return urls[max(urls)] if urls else web.LICENSE_PATH
 
 
 def parse_license_page(url: str, text: str) -> LicensePage:

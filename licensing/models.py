@@ -23,12 +23,16 @@ class License(models.Model):
         KEY_CHANGED = "key_changed", "key changed"
         REFUSED = "refused", "license refused"
 
+    # Its colour wherever a license's state is shown (the licensing page, the wizard's Licenses step).
+    STATE_CSS = {State.ACTIVATED: "ok", State.KEY_CHANGED: "bad", State.REFUSED: "bad", State.REQUESTED: "warn",
+                 State.KEY_READ: "running", State.NO_KEY: "neutral"}
+
     class Busy(models.TextChoices):
         IDLE = "", "idle"
         READING = "reading", "reading the key"
         ACTIVATING = "activating", "activating"
 
-    # Named `node` and `license_text`: deployments.engine.cluster_secrets() masks these strings in logs.
+    # Named `node` and `license_text`: nodes.secrets.cluster_secrets() masks these strings in logs.
     node = models.OneToOneField(Node, on_delete=models.CASCADE, related_name="license")
     state = models.CharField(max_length=16, choices=State.choices, default=State.NO_KEY)
 
@@ -75,6 +79,10 @@ class License(models.Model):
 
     def get_absolute_url(self):
         return reverse("licensing:cluster_licenses", args=[self.node.cluster.name])
+
+    @property
+    def state_css(self) -> str:
+        return self.STATE_CSS.get(self.state, "neutral")
 
     @property
     def license_masked(self) -> str:

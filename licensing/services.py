@@ -9,7 +9,6 @@ anything stored from a node's answer, and shown only as their first and last fou
 from __future__ import annotations
 
 import csv
-import html
 import io
 import logging
 from datetime import timedelta
@@ -22,12 +21,13 @@ from jproperties import Properties
 
 from nodes import ssh
 from nodes.models import Cluster, LoadBalancer, Node
+from nodes.secrets import masker
 
 from . import joget
 from .models import License
 
 log = logging.getLogger(__name__)
-S = License.State
+LicenseState = License.State
 RAW_PAGE_LIMIT = 200_000
 
 
@@ -52,12 +52,8 @@ def _secrets_of(cluster: Cluster) -> list[str]:
 
 
 def mask_secrets(text: str, secrets: list[str]) -> str:
-    """Replace each secret, as is and HTML-escaped (pages escape what they echo), by its masked form."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        for form in {secret, html.escape(secret), html.escape(secret, quote=False)}:
-            if form:
-                text = text.replace(form, f"[masked: {mask_license(secret)}]")
-    return text
+    """Each secret, as is and HTML-escaped, shown by its masked form (enough to tell two apart)."""
+    return masker(secrets, shown_as=lambda s: f"[masked: {mask_license(s)}]")(text)
 
 
 # -- state ------------------------------------------------------------------------------------------
@@ -66,16 +62,16 @@ def derive_state(lic: License) -> str:
     """The state follows from which key the license was requested, pasted and activated for."""
     key = lic.system_key
     if not key:
-        return S.NO_KEY
+        return LicenseState.NO_KEY
     if lic.activated_key == key and lic.licensed_on_node is not False:
-        return S.ACTIVATED
+        return LicenseState.ACTIVATED
     if lic.license_refused:
-        return S.REFUSED
+        return LicenseState.REFUSED
     if key in (lic.requested_key, lic.license_for_key, lic.activated_key):
-        return S.REQUESTED
+        return LicenseState.REQUESTED
     if lic.activated_key or lic.requested_key or lic.license_for_key:
-        return S.KEY_CHANGED
-    return S.KEY_READ
+        return LicenseState.KEY_CHANGED
+    return LicenseState.KEY_READ
 
 
 def is_busy(lic: License) -> bool:
@@ -321,7 +317,7 @@ def mark_requested(cluster: Cluster) -> list[str]:
     with transaction.atomic():
         rows = License.objects.select_for_update(of=("self",)).filter(node__in=cluster.app_servers())
         for lic in rows.select_related("node"):
-            if lic.state in (S.KEY_READ, S.KEY_CHANGED):
+            if lic.state in (LicenseState.KEY_READ, LicenseState.KEY_CHANGED):
                 lic.requested_key, lic.requested_at = lic.system_key, timezone.now()
                 lic.state = derive_state(lic)
                 lic.save(update_fields=["requested_key", "requested_at", "state"])
@@ -332,7 +328,7 @@ def mark_requested(cluster: Cluster) -> list[str]:
 # -- warnings ---------------------------------------------------------------------------------------
 
 def void_licenses(cluster: Cluster) -> list[License]:
-    return list(License.objects.filter(node__cluster=cluster, node__is_app_server=True, state=S.KEY_CHANGED)
+    return list(License.objects.filter(node__cluster=cluster, node__is_app_server=True, state=LicenseState.KEY_CHANGED)
                 .select_related("node").order_by("node__name"))
 
 
@@ -344,8 +340,8 @@ def profile_change_warning(cluster: Cluster) -> str | None:
     differing = sorted({lic.key_profile for lic in read} - {cluster.datasource_profile})
     if not differing:
         return None
-    activated = [lic.node.name for lic in read if lic.state == S.ACTIVATED]
-    requested = [lic.node.name for lic in read if lic.state == S.REQUESTED]
+    activated = [lic.node.name for lic in read if lic.state == LicenseState.ACTIVATED]
+    requested = [lic.node.name for lic in read if lic.state == LicenseState.REQUESTED]
     names = ", ".join(f"'{p}'" for p in differing)
     parts = []
     if activated:

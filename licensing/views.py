@@ -1,21 +1,18 @@
 from django.contrib import messages
 from django.db import transaction
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from joget_cluster.access import operator_required, viewer_required
+from joget_cluster.pages import page_or_partial
 from nodes import audit
 from nodes.models import Cluster, Node
+from nodes.shortcuts import get_cluster_or_404
 
 from . import services
 from .forms import ActivateForm
 from .models import License
-
-
-def _cluster(name: str) -> Cluster:
-    return get_object_or_404(Cluster, name=name)
 
 
 def _app_server(cluster: Cluster, node_name: str) -> Node:
@@ -41,20 +38,16 @@ def _status_context(cluster: Cluster) -> dict:
 @viewer_required
 def cluster_licenses(request, name):
     """The licensing page; with htmx, only the status part (polled while a read or activation runs)."""
-    cluster = _cluster(name)
+    cluster = get_cluster_or_404(name)
     ctx = _status_context(cluster)
-    if request.htmx:
-        response = render(request, "licensing/_status.html", ctx)
-        if not ctx["busy"]:
-            response.status_code = HttpResponseStopPolling.status_code
-        return response
-    return render(request, "licensing/cluster_licenses.html", ctx)
+    return page_or_partial(request, "licensing/cluster_licenses.html", "licensing/_status.html", ctx,
+                           stop_polling=not ctx["busy"])
 
 
 @require_POST
 @operator_required
 def read_keys(request, name):
-    cluster = _cluster(name)
+    cluster = get_cluster_or_404(name)
     nodes = [_app_server(cluster, request.POST["node"])] if request.POST.get("node") else None
     with transaction.atomic():
         queued = services.request_reads(cluster, nodes)
@@ -68,7 +61,7 @@ def read_keys(request, name):
 @require_POST
 @operator_required
 def activate(request, name, node):
-    cluster = _cluster(name)
+    cluster = get_cluster_or_404(name)
     lic = get_object_or_404(License.objects.select_related("node"), node=_app_server(cluster, node))
     form = ActivateForm(request.POST, prefix=f"n{lic.pk}", has_stored=bool(lic.license_text))
     if not form.is_valid():
@@ -92,7 +85,7 @@ def activate(request, name, node):
 @require_POST
 @operator_required
 def mark_requested(request, name):
-    cluster = _cluster(name)
+    cluster = get_cluster_or_404(name)
     done = services.mark_requested(cluster)
     if done:
         messages.success(request, f"Marked as license requested: {', '.join(done)}.")
@@ -104,7 +97,7 @@ def mark_requested(request, name):
 @require_GET
 @viewer_required
 def export_csv(request, name):
-    cluster = _cluster(name)
+    cluster = get_cluster_or_404(name)
     response = HttpResponse(services.export_csv(cluster), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="system-keys-{cluster.name}.csv"'
     return response
@@ -113,7 +106,7 @@ def export_csv(request, name):
 @require_GET
 @viewer_required
 def export_request(request, name):
-    cluster = _cluster(name)
+    cluster = get_cluster_or_404(name)
     response = HttpResponse(services.request_text(cluster), content_type="text/plain; charset=utf-8")
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="license-request-{cluster.name}.txt"'

@@ -6,4 +6,4 @@ class NodesConfig(AppConfig):
     verbose_name = "Inventory"
 
     def ready(self):
-        from . import audit  # noqa: F401 - connects the login/logout receivers of the audit trail
+        from .audit import receivers  # noqa: F401 - connects the login/logout receivers of the audit trail

@@ -19,9 +19,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from deployments.models import Artifact
-
-from .models import Cluster, Credential, LoadBalancer, Node, SharedDatabase, SharedDirectory
+from .models import Artifact, Cluster, Credential, LoadBalancer, Node, SharedDatabase, SharedDirectory
 from .ssh import SSHError, load_private_key, parse_host_key
 
 TOP_KEYS = {
@@ -260,17 +258,17 @@ def dump_inventory(cluster: Cluster, *, include_secrets: bool = False) -> dict:
             nd.update(jvm_route=n.jvm_route, http_port=n.http_port, install_path=n.install_path,
                       catalina_home=n.catalina_home, catalina_base=n.catalina_base)
         doc["nodes"].append(nd)
-    sd = SharedDirectory.objects.filter(cluster=cluster).first()
+    sd = cluster.layer("shared_directory")
     if sd:
         doc["shared_directory"] = {"mode": sd.mode, "node": sd.node.name if sd.node else None,
                                    "export_path": sd.export_path, "client_subnet": sd.client_subnet}
-    db = SharedDatabase.objects.filter(cluster=cluster).first()
+    db = cluster.layer("shared_database")
     if db:
         doc["shared_database"] = {"mode": db.mode, "node": db.node.name if db.node else None, "host": db.host,
                                   "engine": db.engine, "port": db.port, "name": db.name, "user": db.user}
         if include_secrets:
             doc["shared_database"]["password"] = db.password
-    lb = LoadBalancer.objects.filter(cluster=cluster).first()
+    lb = cluster.layer("load_balancer")
     if lb:
         doc["load_balancer"] = {"mode": lb.mode, "node": lb.node.name if lb.node else None,
                                 "http_port": lb.http_port, "site_name": lb.site_name,

@@ -1,5 +1,6 @@
-"""Inventory: clusters, their nodes, and the shared resources the guide needs."""
+"""Inventory: clusters, their nodes, the shared resources the guide needs, and the files a deployment installs."""
 
+import hashlib
 import uuid
 
 from django.conf import settings
@@ -80,6 +81,57 @@ class Cluster(models.Model):
 
     def app_servers(self):
         return self.nodes.filter(is_app_server=True).order_by("name")
+
+    LAYERS = ("shared_directory", "shared_database", "load_balancer")
+
+    def layer(self, kind: str):
+        """The cluster's shared directory, shared database or load balancer (`kind`, one of LAYERS) with its
+        node, or None while it is not set. Queried each time: a step or check never reads a stale one."""
+        if kind not in self.LAYERS:
+            raise ValueError(f"no layer {kind!r}")
+        return self._meta.get_field(kind).related_model.objects.filter(cluster=self).select_related("node").first()
+
+
+def artifact_path(instance, filename):
+    return f"artifacts/{instance.cluster.name}/{instance.kind}/{filename}"
+
+
+class Artifact(models.Model):
+    """A file from the Joget bundle (or a Tomcat archive), kept in Django storage
+    so that any worker, on any machine, can read it."""
+
+    class Kind(models.TextChoices):
+        JW_WAR = "jw_war", "jw.war"
+        JWDESIGNER_WAR = "jwdesigner_war", "jwdesigner.war"
+        TOMCAT_ARCHIVE = "tomcat_archive", "Tomcat archive"
+        SCHEMA_SQL = "schema_sql", "Schema SQL"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="artifacts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    file = models.FileField(upload_to=artifact_path, max_length=500)
+    original_name = models.CharField(max_length=255)
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    uploaded = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # Born in deployments; the table kept its name when the model moved down to the inventory.
+        db_table = "deployments_artifact"
+        ordering = ["cluster", "kind"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "kind"], name="one_artifact_per_kind")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.original_name})"
+
+    @staticmethod
+    def digest(fileobj) -> tuple[int, str]:
+        """Size and sha256 of a file, read in chunks (WARs run to hundreds of MB)."""
+        h, size = hashlib.sha256(), 0
+        for chunk in iter(lambda: fileobj.read(1024 * 1024), b""):
+            h.update(chunk)
+            size += len(chunk)
+        fileobj.seek(0)
+        return size, h.hexdigest()
 
 
 class Node(models.Model):
@@ -251,7 +303,7 @@ class LoadBalancer(models.Model):
             raise ValidationError({"node": "Choose the balancer node."})
 
 
-# ---- Node health (issue 8): appended block; the checks themselves are in nodes/health.py --------------------
+# ---- Node health: what the check cycle stores; the checks themselves are in nodes/health/ ------------------
 
 
 class HealthState(models.TextChoices):
@@ -259,6 +311,18 @@ class HealthState(models.TextChoices):
     WARN = "warn", "Warning"
     BAD = "bad", "Failing"
     UNKNOWN = "unknown", "Unknown"
+
+
+# A single check that could not run is grey; a node or layer summing up its checks shows it amber
+# (something there could not be checked).
+HEALTH_CSS = {HealthState.OK: "ok", HealthState.WARN: "warn", HealthState.BAD: "bad", HealthState.UNKNOWN: "neutral"}
+
+
+def health_css(state: str, *, summary: bool = False) -> str:
+    """The colour class (ok, warn, bad, neutral) of a health state; "" or an unknown value is neutral."""
+    if summary and state == HealthState.UNKNOWN:
+        return "warn"
+    return HEALTH_CSS.get(state, "neutral")
 
 
 class HealthNumbers(models.Model):

@@ -1,15 +1,12 @@
-"""The cluster overview page: each layer and node coloured by what the health checks last stored, and the
-current or last deployment. Reads stored rows only (no SSH): the check cycle (nodes/health.py) writes them."""
+"""The inventory's part of the cluster overview: each layer and node coloured by what the health checks last
+stored. Reads stored rows only (no SSH): the check cycle (nodes/health/) writes them. The page itself is
+composed on the top floor (deployments/overview.py), beside the deployment and licensing parts."""
 
 from __future__ import annotations
 
 from . import health
-from .models import CheckState, Cluster
+from .models import CheckState, Cluster, HealthState, health_css
 from .status_views import node_rows
-
-S = health.S
-# Unknown counts as amber, as on the status page: something could not be checked.
-CSS = {S.OK: "ok", S.WARN: "warn", S.UNKNOWN: "warn", S.BAD: "bad"}
 
 # Which stored checks speak for which layer of the guide.
 LAYER_CHECKS = {
@@ -31,16 +28,17 @@ def layer_health(cluster: Cluster) -> dict[str, dict]:
             out[layer] = {"css": "neutral", "label": "not checked yet", "detail": ""}
             continue
         worst = max(mine, key=lambda s: health.SEVERITY[s.state])
-        if worst.state == S.OK:
+        if worst.state == HealthState.OK:
             out[layer] = {"css": "ok", "label": "healthy", "detail": f"{len(mine)} checks ok"}
         else:
             where = f" on {worst.node.name}" if worst.node_id else ""
             label = f"{health.CHECKS.get(worst.key, worst.key)}: {worst.get_state_display().lower()}{where}"
-            out[layer] = {"css": CSS[worst.state], "label": label, "detail": worst.detail}
+            out[layer] = {"css": health_css(worst.state, summary=True), "label": label, "detail": worst.detail}
     return out
 
 
-STATE_LABEL = {S.OK: "healthy", S.WARN: "warning", S.BAD: "failing", S.UNKNOWN: "unknown", "none": "not checked"}
+STATE_LABEL = {HealthState.OK: "healthy", HealthState.WARN: "warning", HealthState.BAD: "failing",
+               HealthState.UNKNOWN: "unknown", "none": "not checked"}
 
 
 def nodes_at_a_glance(cluster: Cluster) -> list:
@@ -54,37 +52,11 @@ def nodes_at_a_glance(cluster: Cluster) -> list:
     return nodes
 
 
-def deployment_summary(cluster: Cluster) -> dict | None:
-    """The running deployment, or else the latest one: status, who, when, progress."""
-    from deployments.models import Deployment, StepRun
-
-    deployments = cluster.deployments.select_related("started_by")
-    dep = deployments.filter(status=Deployment.Status.RUNNING).first() or deployments.first()
-    if dep is None:
-        return None
-    statuses = list(dep.runs.values_list("status", flat=True))
-    done = sum(1 for s in statuses if s in StepRun.FINISHED)
-    total = len(statuses)
-    return {
-        "deployment": dep,
-        "current": dep.is_active,
-        "total": total,
-        "done": done,
-        "percent": int(100 * done / total) if total else 0,
-        "failed": sum(1 for s in statuses if s in (StepRun.Status.FAILED, StepRun.Status.CANCELLED)),
-        "recap": dep.recap(),
-    }
-
-
 def context(cluster: Cluster) -> dict:
-    from deployments import checklist
-    from deployments.models import CheckRun
-
-    check_run = CheckRun.objects.filter(cluster=cluster).select_related("started_by").first()
+    """What templates/nodes/_cluster_inventory.html shows: the layers (None while not set) with their health,
+    and the nodes at a glance."""
     return {
+        **{kind: cluster.layer(kind) for kind in Cluster.LAYERS},
         "layer_health": layer_health(cluster),
         "nodes": nodes_at_a_glance(cluster),
-        "latest": deployment_summary(cluster),
-        "check_run": check_run,
-        "checklist": checklist.summary(check_run),
     }

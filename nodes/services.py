@@ -85,12 +85,8 @@ def confirm_host_key(node: Node, fingerprint: str) -> bool:
 
 
 def parse_facts(stdout: str) -> dict:
-    facts = {}
-    for line in stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip():
-            facts[key.strip()] = value.strip()
-    return facts
+    """The probe's facts, one value per key (the last one printed)."""
+    return {key: values[-1].strip() for key, values in ssh.facts(stdout).items()}
 
 
 def probe_node(node_id: int) -> None:

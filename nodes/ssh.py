@@ -28,6 +28,22 @@ from invoke.exceptions import CommandTimedOut
 quote = shlex.quote
 
 
+def facts(text: str) -> dict[str, list[str]]:
+    """`key=value` lines of a probe script's output -> {key: [values]} (a key may repeat; lines without `=`
+    are left out). Every probe on a node prints its findings this way."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            out.setdefault(key.strip(), []).append(value)
+    return out
+
+
+def fact(found: dict[str, list[str]], key: str, default: str = "") -> str:
+    """The first value of `key` in `facts()` output."""
+    return found.get(key, [default])[0]
+
+
 class SSHError(Exception):
     """An SSH failure whose message is safe to show to the admin."""
 
@@ -395,7 +411,7 @@ class NodeConnection:
         (0700, an unguessable name that must not exist yet, like mktemp -d); returns the directory."""
         if self._conn is None:
             self.open()
-        stage = f"/tmp/jcc-stage-{uuid.uuid4().hex}"
+        stage = f"/tmp/jcc-stage-{uuid.uuid4().hex}"  # noqa: S108 - a random name; mkdir below fails if it exists
         fileobj = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
         sftp = self._conn.client.open_sftp()
         try:

@@ -1,6 +1,6 @@
-"""Status pages (issue 8): the cluster at a glance and one node's checks and history.
+"""Status pages: the cluster at a glance and one node's checks and history.
 
-Nothing here opens SSH: the pages read what the check cycle stored (nodes/health.py), and the
+Nothing here opens SSH: the pages read what the check cycle stored (nodes/health/), and the
 catalina.out tail is fetched by a Celery task that the page polls for. The cluster page reads the
 small tables only (NodeHealth, CheckState, HealthEvent); samples are read for one node's 24 hours.
 """
@@ -20,14 +20,25 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from joget_cluster.access import operator_required, viewer_required
+from joget_cluster.pages import page_or_partial
 
 from . import health
-from .models import CatalinaTail, CheckState, Cluster, HealthEvent, HealthRun, HealthSample, Node, NodeHealth
+from .models import (
+    CatalinaTail,
+    CheckState,
+    Cluster,
+    HealthEvent,
+    HealthRun,
+    HealthSample,
+    HealthState,
+    Node,
+    NodeHealth,
+    health_css,
+)
+from .shortcuts import get_cluster_or_404, get_node_or_404
 
-S = health.S
 EVENTS_SHOWN = 50
 FIRST_LOOK = timedelta(hours=24)  # what a first visit lists as "changes"
 CHART_HOURS = 24
@@ -35,15 +46,8 @@ CHART_BUCKETS = 144  # 10-minute columns
 CHART_W, CHART_H, STRIP_H = 720, 110, 12
 COLOR = {0: "ok", 1: "warn", 2: "bad"}
 FILL = {"ok": "#1e8a4c", "warn": "#a86400", "bad": "#c0352b", "none": "#eef1f4"}
-CSS = {S.OK: "ok", S.WARN: "warn", S.BAD: "bad", S.UNKNOWN: "neutral"}
 
 
-def _cluster(name: str) -> Cluster:
-    return get_object_or_404(Cluster, name=name)
-
-
-def _node(cluster_name: str, node_name: str) -> Node:
-    return get_object_or_404(Node.objects.select_related("cluster"), cluster__name=cluster_name, name=node_name)
 
 
 def poll_seconds() -> int:
@@ -67,8 +71,7 @@ class NodeRow:
 
     @property
     def color(self) -> str:
-        # Unknown counts as amber on the cluster page: something could not be checked.
-        return {S.OK: "ok", S.WARN: "warn", S.UNKNOWN: "warn", S.BAD: "bad"}.get(self.state, "neutral")
+        return health_css(self.state, summary=True)
 
 
 SEV_BY_STATE = Case(*(When(state=st, then=Value(sev)) for st, sev in health.SEVERITY.items() if sev),
@@ -87,17 +90,18 @@ def node_rows(cluster: Cluster) -> list[NodeRow]:
     in_cluster = CheckState.objects.filter(cluster=cluster, node__isnull=False).order_by()
     worst = in_cluster.values("node_id").annotate(
         sev=Max(SEV_BY_STATE), last_change=Max("since"),
-        **{f"since_{st}": Min("since", filter=Q(state=st)) for st in (S.BAD, S.WARN, S.UNKNOWN)})
+        **{f"since_{st}": Min("since", filter=Q(state=st))
+           for st in (HealthState.BAD, HealthState.WARN, HealthState.UNKNOWN)})
     for w in worst:
         row = rows.get(w["node_id"])
         if row:
             row.state = STATE_BY_SEV[w["sev"]]
             # Not ok: since the oldest ongoing problem of the worst kind began. All ok: since the last recovery.
-            row.since = w["last_change"] if row.state == S.OK else w[f"since_{row.state}"]
-    problems = in_cluster.exclude(state=S.OK).values_list("node_id", "key", "state", "detail")
+            row.since = w["last_change"] if row.state == HealthState.OK else w[f"since_{row.state}"]
+    problems = in_cluster.exclude(state=HealthState.OK).values_list("node_id", "key", "state", "detail")
     for nid, key, state, detail in sorted(problems, key=lambda p: -health.SEVERITY[p[2]]):
         if nid in rows:
-            rows[nid].problems.append((health.CHECKS.get(key, key), state, detail, CSS[state]))
+            rows[nid].problems.append((health.CHECKS.get(key, key), state, detail, health_css(state)))
     for row in rows.values():
         _one_cause(row)
     numbers = NodeHealth.objects.filter(node__cluster=cluster).values(
@@ -112,11 +116,11 @@ def _one_cause(row: NodeRow) -> None:
     """A node SSH cannot reach fails every check that needs a session (and its HTTP, if it is down): one cause,
     one chip, naming the checks it took with it in its title."""
     label = health.CHECKS["ssh"]
-    cause = next((p for p in row.problems if p[0] == label and p[1] == S.BAD), None)
+    cause = next((p for p in row.problems if p[0] == label and p[1] == HealthState.BAD), None)
     if cause and len(row.problems) > 1:
         others = [p[0] for p in row.problems if p is not cause]
         row.problems = [(f"{label} unreachable, {len(others)} check{'s' if len(others) != 1 else ''} with it",
-                         S.BAD, f"{cause[2]} Also failing or not checked because of it: {', '.join(others)}.",
+                         HealthState.BAD, f"{cause[2]} Also failing or not checked because of it: {', '.join(others)}.",
                          cause[3])]
 
 
@@ -167,9 +171,9 @@ def summary(rows: list[NodeRow], cluster_states) -> dict:
     for r in rows:
         counts[r.color] += 1
     cluster_worst = health.worst(s.state for s in cluster_states) if cluster_states else None
-    if counts["bad"] or cluster_worst == S.BAD:
+    if counts["bad"] or cluster_worst == HealthState.BAD:
         overall = "bad"
-    elif counts["warn"] or cluster_worst in (S.WARN, S.UNKNOWN):
+    elif counts["warn"] or cluster_worst in (HealthState.WARN, HealthState.UNKNOWN):
         overall = "warn"
     else:
         overall = "ok" if counts["ok"] else "neutral"
@@ -226,7 +230,7 @@ def last_look(request, cluster: Cluster) -> tuple[datetime, bool]:
 @require_GET
 @viewer_required
 def cluster_status(request, name):
-    cluster = _cluster(name)
+    cluster = get_cluster_or_404(name)
     since, first = last_look(request, cluster)
     return render(request, "nodes/status_cluster.html", cluster_context(cluster, since, first))
 
@@ -235,7 +239,7 @@ def cluster_status(request, name):
 @viewer_required
 def cluster_status_body(request, name):
     """The polled part: the look the page was opened with stays the reference for "changed since"."""
-    cluster = _cluster(name)
+    cluster = get_cluster_or_404(name)
     since = parse_datetime(request.GET.get("since", "")) or timezone.now() - FIRST_LOOK
     first = request.GET.get("first") == "1"
     return render(request, "nodes/_status_cluster_body.html", cluster_context(cluster, since, first))
@@ -246,7 +250,7 @@ def cluster_status_body(request, name):
 def cluster_check_now(request, name):
     from .tasks import check_cluster
 
-    cluster = _cluster(name)
+    cluster = get_cluster_or_404(name)
     transaction.on_commit(lambda: check_cluster.delay(cluster.pk))
     if request.htmx:
         return HttpResponse('<span class="muted small">Check queued: the page updates when it finishes.</span>')
@@ -291,13 +295,13 @@ def node_context(node: Node) -> dict:
 @require_GET
 @viewer_required
 def node_status(request, name, node):
-    return render(request, "nodes/status_node.html", node_context(_node(name, node)))
+    return render(request, "nodes/status_node.html", node_context(get_node_or_404(name, node)))
 
 
 @require_GET
 @viewer_required
 def node_status_checks(request, name, node):
-    obj = _node(name, node)
+    obj = get_node_or_404(name, node)
     return render(request, "nodes/_status_checks.html", {"node": obj, "cluster": obj.cluster,
                                                           "checks": node_checks(obj), "poll": poll_seconds()})
 
@@ -307,7 +311,7 @@ def node_status_checks(request, name, node):
 def node_catalina_request(request, name, node):
     from .tasks import fetch_catalina_tail
 
-    obj = _node(name, node)
+    obj = get_node_or_404(name, node)
     raw = request.POST.get("lines", "")
     lines = min(2000, max(10, int(raw))) if raw.isdigit() else 200
     with transaction.atomic():
@@ -319,12 +323,11 @@ def node_catalina_request(request, name, node):
 @require_GET
 @viewer_required
 def node_catalina_tail(request, name, node, tail_id):
-    obj = _node(name, node)
+    obj = get_node_or_404(name, node)
     tail = get_object_or_404(CatalinaTail, pk=tail_id, node=obj)
-    response = render(request, "nodes/_status_catalina.html", {"node": obj, "cluster": obj.cluster, "tail": tail})
-    if request.htmx and tail.finished_at:
-        response.status_code = HttpResponseStopPolling.status_code
-    return response
+    ctx = {"node": obj, "cluster": obj.cluster, "tail": tail}
+    return page_or_partial(request, "nodes/_status_catalina.html", "nodes/_status_catalina.html", ctx,
+                           stop_polling=bool(tail.finished_at))
 
 
 # ---- the 24-hour chart (inline SVG, drawn by the template from these numbers) -------------------------------

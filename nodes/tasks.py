@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import services
+from . import health, services
 
 
 @shared_task
@@ -15,8 +15,7 @@ def probe_node(node_id: int) -> None:
     services.probe_node(node_id)
 
 
-# ---- node health (issue 8) ----------------------------------------------------------------------------------
-from . import health  # noqa: E402 - appended block
+# ---- node health ---------------------------------------------------------------------------------------------
 
 
 @shared_task

@@ -1,14 +1,17 @@
 from django.urls import path
 
-from . import audit_views, status_views, views
+from . import status_views, views
+from .audit import views as audit_views
 
 app_name = "nodes"
+
+# The cluster overview (clusters/<name>/, name cluster_detail) shows every app's part of a cluster: its view is
+# deployments.overview, added to this namespace by joget_cluster/urls.py.
 
 urlpatterns = [
     path("", views.cluster_list, name="cluster_list"),
     path("clusters/new/", views.cluster_create, name="cluster_create"),
     path("clusters/import/", views.cluster_import, name="cluster_import"),
-    path("clusters/<slug:name>/", views.cluster_detail, name="cluster_detail"),
     path("clusters/<slug:name>/edit/", views.cluster_edit, name="cluster_edit"),
     path("clusters/<slug:name>/delete/", views.cluster_delete, name="cluster_delete"),
     path("clusters/<slug:name>/layers/<slug:layer>/", views.layer_edit, name="layer_edit"),
@@ -26,7 +29,7 @@ urlpatterns = [
     path("credentials/new/", views.credential_create, name="credential_create"),
     path("credentials/generate/", views.credential_generate, name="credential_generate"),
     path("audit/", audit_views.audit_list, name="audit_list"),
-    # Status pages (issue 8).
+    # Status pages.
     path("clusters/<slug:name>/status/", status_views.cluster_status, name="cluster_status"),
     path("clusters/<slug:name>/status/body/", status_views.cluster_status_body, name="cluster_status_body"),
     path("clusters/<slug:name>/status/check/", status_views.cluster_check_now, name="cluster_check_now"),

@@ -3,15 +3,15 @@ from django.contrib import messages
 from django.db import transaction
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, reswap
+from django_htmx.http import HttpResponseClientRedirect, reswap
 
 from joget_cluster import uploads
 from joget_cluster.access import admin_required, operator_required, viewer_required
+from joget_cluster.pages import page_or_partial, safe_next
 
-from . import audit, overview, services, ssh
+from . import audit, services, ssh
 from .forms import (
     ClusterForm,
     CredentialForm,
@@ -23,25 +23,18 @@ from .forms import (
     SharedDirectoryForm,
 )
 from .inventory import InventoryError, import_inventory
-from .models import Cluster, Credential, LoadBalancer, Node, SharedDatabase, SharedDirectory
+from .models import Cluster, Credential
+from .shortcuts import get_cluster_or_404, get_node_or_404
 
 CLUSTER_AUDIT = (audit.Action.CLUSTER_CREATED, audit.Action.CLUSTER_CHANGED)
 NODE_AUDIT = (audit.Action.NODE_CREATED, audit.Action.NODE_CHANGED)
 LAYER_AUDIT = (audit.Action.LAYER_CREATED, audit.Action.LAYER_CHANGED)
 
 LAYERS = {
-    "shared-directory": (SharedDirectory, SharedDirectoryForm, "Shared directory"),
-    "shared-database": (SharedDatabase, SharedDatabaseForm, "Shared database"),
-    "load-balancer": (LoadBalancer, LoadBalancerForm, "Load balancer"),
+    "shared-directory": ("shared_directory", SharedDirectoryForm, "Shared directory"),
+    "shared-database": ("shared_database", SharedDatabaseForm, "Shared database"),
+    "load-balancer": ("load_balancer", LoadBalancerForm, "Load balancer"),
 }
-
-
-def _cluster(name: str) -> Cluster:
-    return get_object_or_404(Cluster, name=name)
-
-
-def _node(cluster_name: str, node_name: str) -> Node:
-    return get_object_or_404(Node.objects.select_related("cluster"), cluster__name=cluster_name, name=node_name)
 
 
 def _form_page(request, form, *, title, cluster=None, success_url=None, template="nodes/form.html", audited=None):
@@ -49,7 +42,7 @@ def _form_page(request, form, *, title, cluster=None, success_url=None, template
     validate answer only the error slots, so inputs keep what was typed; an invalid POST saves nothing.
     `audited`: the (created, changed) audit actions of a save. A safe `next` (the page the form was opened
     from) is where Save and Cancel go back to."""
-    next_url = _safe_next(request)
+    next_url = safe_next(request)
     if request.method == "POST" and form.is_valid() and not request.GET.get("validate"):
         creating = form.instance._state.adding
         obj = form.save()
@@ -83,37 +76,15 @@ def cluster_create(request):
 @require_http_methods(["GET", "POST"])
 @admin_required
 def cluster_edit(request, name):
-    cluster = _cluster(name)
+    cluster = get_cluster_or_404(name)
     form = ClusterForm(request.POST or None, instance=cluster)
     return _form_page(request, form, title=f"Cluster {cluster.name}", cluster=cluster, audited=CLUSTER_AUDIT)
-
-
-@require_GET
-@viewer_required
-def cluster_detail(request, name):
-    """The cluster overview; with htmx, only the deployment card (polled while a deployment runs)."""
-    cluster = _cluster(name)
-    if request.htmx:
-        latest = overview.deployment_summary(cluster)
-        response = render(request, "nodes/_cluster_deployment.html", {"cluster": cluster, "latest": latest})
-        if not (latest and latest["current"]):
-            response.status_code = HttpResponseStopPolling.status_code
-        return response
-    ctx = {
-        "cluster": cluster,
-        "shared_directory": SharedDirectory.objects.filter(cluster=cluster).select_related("node").first(),
-        "shared_database": SharedDatabase.objects.filter(cluster=cluster).select_related("node").first(),
-        "load_balancer": LoadBalancer.objects.filter(cluster=cluster).select_related("node").first(),
-        "artifacts": cluster.artifacts.all(),
-        **overview.context(cluster),
-    }
-    return render(request, "nodes/cluster_detail.html", ctx)
 
 
 @require_POST
 @admin_required
 def cluster_delete(request, name):
-    cluster = _cluster(name)
+    cluster = get_cluster_or_404(name)
     nodes = cluster.nodes.count()
     cluster.delete()
     audit.record(request, audit.Action.CLUSTER_DELETED, target=f"cluster {name}", cluster=name,
@@ -143,7 +114,7 @@ def cluster_import(request):
 @require_http_methods(["GET", "POST"])
 @admin_required
 def node_create(request, name):
-    cluster = _cluster(name)
+    cluster = get_cluster_or_404(name)
     form = NodeForm(request.POST or None, cluster=cluster)
     return _form_page(request, form, title=f"New node in {cluster.name}", cluster=cluster, audited=NODE_AUDIT)
 
@@ -151,7 +122,7 @@ def node_create(request, name):
 @require_http_methods(["GET", "POST"])
 @admin_required
 def node_edit(request, name, node):
-    obj = _node(name, node)
+    obj = get_node_or_404(name, node)
     form = NodeForm(request.POST or None, instance=obj, cluster=obj.cluster)
     return _form_page(request, form, title=f"Node {obj.name}", cluster=obj.cluster, audited=NODE_AUDIT)
 
@@ -159,14 +130,14 @@ def node_edit(request, name, node):
 @require_GET
 @viewer_required
 def node_detail(request, name, node):
-    obj = _node(name, node)
+    obj = get_node_or_404(name, node)
     return render(request, "nodes/node_detail.html", {"node": obj, "cluster": obj.cluster})
 
 
 @require_POST
 @admin_required
 def node_delete(request, name, node):
-    obj = _node(name, node)
+    obj = get_node_or_404(name, node)
     try:
         obj.delete()
     except (ProtectedError, RestrictedError):
@@ -180,7 +151,7 @@ def node_delete(request, name, node):
 @require_POST
 @operator_required
 def node_connect(request, name, node):
-    obj = _node(name, node)
+    obj = get_node_or_404(name, node)
     with transaction.atomic():
         services.enqueue_fetch_host_key(obj)
     obj.refresh_from_db()
@@ -190,22 +161,20 @@ def node_connect(request, name, node):
 @require_GET
 @viewer_required
 def node_host_key(request, name, node):
-    obj = _node(name, node)
+    obj = get_node_or_404(name, node)
     fetching = obj.offered_host_key_at is None
     if not fetching and obj.host_key and obj.offered_host_key:
         offered, pinned = ssh.fingerprint(obj.offered_host_key), ssh.fingerprint(obj.host_key)
         if offered != pinned:
             audit.record_host_key_mismatch(request, obj, offered, pinned)
-    response = render(request, "nodes/_host_key.html", {"node": obj, "fetching": fetching})
-    if request.htmx and not fetching:
-        response.status_code = HttpResponseStopPolling.status_code
-    return response
+    return page_or_partial(request, "nodes/_host_key.html", "nodes/_host_key.html",
+                           {"node": obj, "fetching": fetching}, stop_polling=not fetching)
 
 
 @require_POST
 @admin_required
 def node_confirm_host_key(request, name, node):
-    obj = _node(name, node)
+    obj = get_node_or_404(name, node)
     previous = ssh.fingerprint(obj.host_key) if obj.host_key else ""
     if services.confirm_host_key(obj, request.POST.get("fingerprint", "")):
         pinned = ssh.fingerprint(obj.host_key)
@@ -217,19 +186,14 @@ def node_confirm_host_key(request, name, node):
             audit.record(request, audit.Action.HOST_KEY_MISMATCH, target=obj,
                          details="not pinned: the key offered now is not the one shown for confirmation")
         messages.error(request, "The offered key changed since it was shown: fetch it again and compare.")
-    back = _safe_next(request) or obj.get_absolute_url()  # the wizard's node list confirms in place
+    back = safe_next(request) or obj.get_absolute_url()  # the wizard's node list confirms in place
     return HttpResponseClientRedirect(back) if request.htmx else redirect(back)
-
-
-def _safe_next(request) -> str | None:
-    url = request.POST.get("next") or request.GET.get("next", "")
-    return url if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()}) else None
 
 
 @require_POST
 @operator_required
 def node_probe(request, name, node):
-    obj = _node(name, node)
+    obj = get_node_or_404(name, node)
     with transaction.atomic():
         services.enqueue_probe(obj)
     obj.refresh_from_db()
@@ -239,23 +203,19 @@ def node_probe(request, name, node):
 @require_GET
 @viewer_required
 def node_facts(request, name, node):
-    obj = _node(name, node)
-    response = render(request, "nodes/_facts.html", {"node": obj})
+    obj = get_node_or_404(name, node)
     done = not obj.probe_requested_at or (obj.facts_at and obj.facts_at >= obj.probe_requested_at)
-    if request.htmx and done:
-        response.status_code = HttpResponseStopPolling.status_code
-    return response
+    return page_or_partial(request, "nodes/_facts.html", "nodes/_facts.html", {"node": obj}, stop_polling=bool(done))
 
 
 @require_http_methods(["GET", "POST"])
 @admin_required
 def layer_edit(request, name, layer):
-    cluster = _cluster(name)
+    cluster = get_cluster_or_404(name)
     if layer not in LAYERS:
         return HttpResponse(status=404)
-    model, form_class, title = LAYERS[layer]
-    instance = model.objects.filter(cluster=cluster).first()
-    form = form_class(request.POST or None, instance=instance, cluster=cluster)
+    kind, form_class, title = LAYERS[layer]
+    form = form_class(request.POST or None, instance=cluster.layer(kind), cluster=cluster)
     return _form_page(request, form, title=f"{title} of {cluster.name}", cluster=cluster,
                       success_url=cluster.get_absolute_url(), audited=LAYER_AUDIT)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from nodes.models import Cluster, LoadBalancer, Node, SharedDatabase, SharedDirectory
+from nodes.models import Artifact, Cluster, LoadBalancer, Node, SharedDatabase, SharedDirectory
 from nodes.ssh import SSHError, fingerprint
 
-from ..models import Artifact, CheckResult, CheckRun, Deployment, StepRun
+from ..models import CheckResult, CheckRun, Deployment, StepRun
 
 
 class ClusterSerializer(serializers.ModelSerializer):

@@ -31,4 +31,4 @@ def token_revoke(request, key_id):
     token = get_object_or_404(_visible(request), key_id=key_id)
     tokens.revoke(request, token)
     messages.success(request, f"API token {token.name!r} revoked: requests with it are refused from now on.")
-    return redirect("api_tokens")
+    return redirect("deployments:api_tokens")

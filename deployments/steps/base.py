@@ -47,6 +47,15 @@ class Change:
     def as_json(self) -> dict:
         return {"description": self.description, "path": self.path, "diff": self.diff}
 
+    def apply(self, ctx: StepContext, conn: NodeConnection | None = None) -> None:
+        """Make the change on the step's node (or `conn`): write the file, then run the command.
+        A kind of change that does something else (SQL, an upload, a mount) subclasses this."""
+        ctx.log(f"→ {self.description}")
+        if self.content is not None:
+            ctx.write_file(self.path, self.content, mode=self.mode, owner=self.owner, conn=conn)
+        if self.command:
+            ctx.run(self.command, timeout=self.timeout, check=True, conn=conn)
+
 
 def file_diff(path: str, old: bytes | None, new: bytes) -> str:
     old_lines = (old or b"").decode("utf-8", "replace").splitlines(keepends=True)
@@ -144,15 +153,40 @@ class Step:
         return []
 
     def apply(self, ctx: StepContext, changes: list[Change]) -> None:
+        """Each change applies itself, in order; override only for what is not one change after another."""
         for change in changes:
-            ctx.log(f"→ {change.description}")
-            if change.content is not None:
-                ctx.write_file(change.path, change.content, mode=change.mode, owner=change.owner)
-            if change.command:
-                ctx.run(change.command, timeout=change.timeout, check=True)
+            change.apply(ctx)
 
     def verify(self, ctx: StepContext) -> None:
         pass
 
 
-__all__ = ["Change", "Step", "StepContext", "StepFailed", "file_diff", "quote"]
+class AppServerStep(Step):
+    """A step on every app server of the cluster."""
+
+    def targets(self, cluster: Cluster) -> list[Node | None]:
+        return list(cluster.app_servers())
+
+
+class ManagedStep(Step):
+    """A step of a layer the console manages (mode "managed", on the layer's node); in "existing" mode the
+    step is left out. `layer_of(cluster)` gives the layer's row (SharedDirectory, SharedDatabase, ...)."""
+
+    def layer_of(self, cluster: Cluster):
+        raise NotImplementedError
+
+    def applies(self, cluster: Cluster) -> bool:
+        from nodes.models import LayerMode
+
+        layer = self.layer_of(cluster)
+        return bool(layer and layer.mode == LayerMode.MANAGED and layer.node_id)
+
+    def targets(self, cluster: Cluster) -> list[Node | None]:
+        # Also asked for steps named explicitly (`steps=[...]`), which the plan does not filter by applies().
+        return self.managed_targets(cluster) if self.applies(cluster) else []
+
+    def managed_targets(self, cluster: Cluster) -> list[Node | None]:
+        return [self.layer_of(cluster).node]
+
+
+__all__ = ["AppServerStep", "Change", "ManagedStep", "Step", "StepContext", "StepFailed", "file_diff", "quote"]

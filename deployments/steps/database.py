@@ -10,110 +10,44 @@ that works from MySQL 5.5 to 8.x and on MariaDB.
 database.verify (app servers, both modes): each app server logs in as the Joget
 user and creates, alters, fills, reads, changes, empties and drops a scratch table.
 
-Secrets never reach a command line: SQL and the client's password travel as files
-(SFTP) inside a fresh 0700 directory (mktemp -d, umask 077) that the same remote
-command removes as soon as the client has read them. The password goes in a client
-option file ([client] password="..."), the way MySQL documents as safe; MYSQL_PWD
-is deprecated in MySQL 8 and readable by the account in /proc/<pid>/environ for as
-long as the client runs. (Feeding stdin through Fabric is not an option either: it
-sends one byte per 10 ms.)
+SQL text and the client (secrets as files in a private directory) are in mysql.py.
 """
 
 # ruff: noqa: S608 - SQL is built here on purpose: every value goes through sql_string() or sql_ident().
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import re
 from dataclasses import dataclass, field
 
-from deployments.models import Artifact
-from nodes.models import LayerMode, SharedDatabase
-from nodes.ssh import SSHError, quote
+from nodes.models import Artifact, SharedDatabase
+from nodes.ssh import fact, facts, quote
 
 from . import register
-from .base import Change, Step, StepContext, StepFailed, file_diff
-from .shared_directory import apt_install, facts
+from .base import Change, ManagedStep, Step, StepContext, StepFailed, file_diff
+from .mysql import (
+    ADMIN,
+    ROOT_OPTS,
+    SESSION,
+    create_user_sql,
+    explain_client_error,
+    grant_sql,
+    mask_sql,
+    native_password_hash,
+    parse_version,
+    password_sql,
+    rows,
+    run_client,
+    schema_tables,
+    sql_ident,
+    sql_string,
+)
+from .toolbox import PATH_SETUP, apt_install, service_control
 
-PATH_SETUP = 'PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; export PATH'
 # As the guide's "comment out bind-address": every interface; who may log in is decided per user and host.
 BIND_ADDRESS = "0.0.0.0"  # noqa: S104
-DEBIAN_CNF = "/etc/mysql/debian.cnf"  # root's (or debian-sys-maint's) local login on Debian-family installs
-ROOT_OPTS = f'set --; [ -r {DEBIAN_CNF} ] && set -- --defaults-extra-file={DEBIAN_CNF}; '
-CLIENT = ('client=$(command -v mariadb || command -v mysql) || '
-          '{ echo "no mariadb or mysql client on this node" >&2; exit 127; }')
-ADMIN = 'admin=$(command -v mariadb-admin || command -v mysqladmin)'
-SESSION = "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION';\n"  # never NO_BACKSLASH_ESCAPES: see sql_string
 NEEDED_PRIVS = ("Select", "Insert", "Update", "Delete", "Create", "Drop", "Alter", "Index")
 MARK = "# Joget cluster console: read the drop-in directory with the network settings"
-
-
-# -- quoting (pure, unit-tested) -------------------------------------------------------------------
-
-def sql_string(value: str) -> str:
-    """A MySQL string literal. Backslash and quote are escaped; the session's sql_mode (SESSION) is set
-    without NO_BACKSLASH_ESCAPES, so `\\\\` means one backslash on every server."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def redact(sql: str, password: str) -> str:
-    """SQL fit for the log: the password's literal replaced by '********'."""
-    return sql.replace(sql_string(password), "'********'") if password else sql
-
-
-def sql_ident(value: str) -> str:
-    return "`" + value.replace("`", "``") + "`"
-
-
-def account(user: str) -> str:
-    return f"{sql_string(user)}@'%'"
-
-
-def option_value(value: str) -> str:
-    """A value for a MySQL option file: double-quoted, with backslash and double quote escaped
-    (mysys reads \\\\ \\" \\' \\n \\t \\r \\b \\s inside values; quotes keep spaces and #)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def client_option_file(password: str) -> str:
-    return f"[client]\npassword={option_value(password)}\n"
-
-
-def native_password_hash(password: str) -> str:
-    """What mysql_native_password stores: '*' + SHA1(SHA1(password)) in upper-case hex."""
-    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()  # noqa: S324 - the format
-
-
-def parse_version(text: str) -> tuple[bool, tuple[int, ...]]:
-    """(is MariaDB, (major, minor, patch)) from `VERSION()` or `mysqld --version` text."""
-    m = re.search(r"(\d+)\.(\d+)\.(\d+)", text or "")
-    numbers = tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
-    return "mariadb" in (text or "").lower(), numbers
-
-
-def password_sql(version: str, user: str, password: str) -> str:
-    """Change a password: ALTER USER where it exists (MariaDB 10.2+, MySQL 5.7.6+), else SET PASSWORD."""
-    mariadb, v = parse_version(version)
-    if (mariadb and v >= (10, 2, 0)) or (not mariadb and v >= (5, 7, 6)):
-        return f"ALTER USER {account(user)} IDENTIFIED BY {sql_string(password)};"
-    return f"SET PASSWORD FOR {account(user)} = PASSWORD({sql_string(password)});"
-
-
-def create_user_sql(user: str, password: str) -> str:
-    # No IF NOT EXISTS (not in 5.5/5.6): the probe looked in mysql.user first.
-    return f"CREATE USER {account(user)} IDENTIFIED BY {sql_string(password)};"
-
-
-def grant_sql(database: str, user: str) -> str:
-    # No IDENTIFIED BY here: MySQL 8 refuses it inside GRANT.
-    return f"GRANT ALL PRIVILEGES ON {sql_ident(database)}.* TO {account(user)};"
-
-
-def schema_tables(sql_text: str) -> set[str]:
-    """Table names a schema file creates (lower-cased: lower_case_table_names may fold them)."""
-    pattern = r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?`?([A-Za-z0-9_$]+)`?"
-    return {m.lower() for m in re.findall(pattern, sql_text, flags=re.IGNORECASE)}
 
 
 # -- the server's facts (pure parsing, unit-tested) ---------------------------------------------------
@@ -213,7 +147,7 @@ class ServerFacts:
         f = facts(text)
 
         def one(key: str) -> str:
-            return f.get(key, [""])[0]
+            return fact(f, key)
 
         return cls(
             server=one("server"), version=one("version"), defaults=parse_defaults(one("defaults")),
@@ -270,19 +204,13 @@ def includes(text: str) -> tuple[set[str], list[str]]:
 def service_command(action: str, f: ServerFacts) -> str:
     """start or restart the server: systemd if it runs; else the init script when every /etc/mysql file it
     needs exists (Debian's needs debian.cnf and debian-start); else mysqld_safe itself, detached."""
-    if f.systemd and f.unit:
-        return f"systemctl {action} {quote(f.unit)}"  # read back from the node: quoted like any value
-    if f.initd and not f.initd_missing:
-        # Output to a file: the script leaves a logger process holding whatever stdout it was given.
-        return (f"l=$(mktemp); {quote('/etc/init.d/' + f.initd)} {action} </dev/null >\"$l\" 2>&1; rc=$?; cat \"$l\"; "
-                f"rm -f \"$l\"; exit $rc")
     log = f.defaults.get("log-error", "")
     tail = f"tail -n 20 {quote(log)} >&2; " if log.startswith("/") else ""
     admin = f"{ADMIN}; {ROOT_OPTS}"
     if action == "restart":
         admin += ('if "$admin" "$@" --connect-timeout=5 ping >/dev/null 2>&1; then '
                   '"$admin" "$@" shutdown || exit 1; fi; ')
-    return (
+    own = (
         f"{PATH_SETUP}; {admin}"
         "if id mysql >/dev/null 2>&1 && [ ! -d /run/mysqld ]; then install -d -m 0755 -o mysql -g root /run/mysqld; "
         "fi; if command -v mysqld_safe >/dev/null 2>&1; then setsid mysqld_safe </dev/null >/dev/null 2>&1 & "
@@ -291,6 +219,9 @@ def service_command(action: str, f: ServerFacts) -> str:
         '{ echo "the server answers"; exit 0; }; sleep 0.5; i=$((i+1)); done; '
         f'echo "the server did not answer within 30 s; the end of its error log:" >&2; {tail}exit 1'
     )
+    # The unit and the script were read back from the node: service_control quotes them like any value.
+    return service_control(action, unit=f.unit if f.systemd else "",
+                           initd=f.initd if not f.initd_missing else "", own=own, known=True)
 
 
 def init_datadir_command(f: ServerFacts) -> str:
@@ -305,89 +236,19 @@ def init_datadir_command(f: ServerFacts) -> str:
     return prep + f"mysql_install_db --user=mysql --datadir={d}"
 
 
-# -- running SQL on a node ---------------------------------------------------------------------------
-
-def run_client(ctx: StepContext, source, *, conn=None, password: str | None = None, args: str = "",
-               quiet: bool = True, timeout: float | None = None):
-    """Run the mariadb/mysql client with `source` (SQL text or a binary file object) as its input.
-
-    Without `password`: as root over the local socket (Debian's debian.cnf if there). With it: an option
-    file holds the password. Both files go into a fresh 0700 directory that the command removes."""
-    conn = conn or ctx.conn
-    made = conn.run("umask 077; mktemp -d /tmp/jcc-sql.XXXXXXXX", sudo=False)
-    if not made.ok:
-        raise StepFailed(f"cannot create a private temporary directory on the node: {made.stderr.strip()[-200:]}")
-    tmp = made.stdout.strip()
-    try:
-        data = io.BytesIO(source.encode()) if isinstance(source, str) else source
-        conn.upload(data, f"{tmp}/input.sql")
-        if password is None:
-            opts = f'{ROOT_OPTS}"$client" "$@"'
-        else:
-            conn.upload(io.BytesIO(client_option_file(password).encode()), f"{tmp}/client.cnf")
-            opts = f'"$client" --defaults-extra-file={quote(tmp + "/client.cnf")}'
-        cmd = (f"{CLIENT}; {opts} --batch --skip-column-names --default-character-set=utf8mb4 {args} "
-               f"< {quote(tmp + '/input.sql')}; rc=$?; rm -rf {quote(tmp)}; exit $rc")
-        result = ctx.run(cmd, conn=conn, quiet=quiet, timeout=timeout)
-        if result.timed_out:  # the remote shell never reached its own rm
-            conn.run(f"rm -rf {quote(tmp)}")
-        return result
-    except BaseException:
-        with contextlib.suppress(SSHError, OSError):
-            conn.run(f"rm -rf {quote(tmp)}")
-        raise
-
-
-def rows(output: str) -> dict[str, list[list[str]]]:
-    """Tab-separated rows whose first column is a tag -> {tag: [other columns]}."""
-    out: dict[str, list[list[str]]] = {}
-    for line in output.splitlines():
-        cols = line.split("\t")
-        out.setdefault(cols[0], []).append(cols[1:])
-    return out
-
-
-def explain_client_error(stderr: str, where: str) -> str:
-    """A client error as the admin needs it: what failed and what to do."""
-    text = stderr.strip()
-    codes = {
-        "1045": "the user or password is wrong (or the user does not exist for this host)",
-        "1044": "the user has no access to the database: GRANT ALL PRIVILEGES ON <db>.* TO the user",
-        "1142": "a privilege is missing: GRANT ALL PRIVILEGES ON <db>.* TO the user",
-        "1049": "the database does not exist",
-        "1130": "this host is not allowed to connect: the user needs host '%' (or this host's address)",
-        "2002": "nothing answers there: is the server running and listening on the network (bind-address)?",
-        "2003": "nothing answers there: is the server running, listening on the network (bind-address), "
-                "and the port open in the firewall?",
-        "2005": "the database host name does not resolve on this node",
-        "2013": "the connection was cut: a firewall or a server crash",
-    }
-    m = re.search(r"ERROR (\d+)", text)
-    why = codes.get(m.group(1), "") if m else ""
-    last = text.splitlines()[-1] if text else "no error text"
-    return f"{where}: {last}" + (f" — {why}." if why else "")
-
-
 # -- steps -----------------------------------------------------------------------------------------
 
 def shared_database(cluster) -> SharedDatabase | None:
-    return SharedDatabase.objects.filter(cluster=cluster).select_related("node").first()
+    return cluster.layer("shared_database")
 
 
-class _ManagedStep(Step):
+class _DatabaseStep(ManagedStep):
     layer = "database"
-
-    def applies(self, cluster) -> bool:
-        db = shared_database(cluster)
-        return bool(db and db.mode == LayerMode.MANAGED and db.node_id)
-
-    def targets(self, cluster):
-        # Also asked for steps named explicitly (`steps=[...]`), which the plan does not filter by applies().
-        return [shared_database(cluster).node] if self.applies(cluster) else []
+    layer_of = staticmethod(shared_database)
 
 
 @register
-class Server(_ManagedStep):
+class Server(_DatabaseStep):
     key = "database.server"
     title = "Database server: installed, listening on the network, running"
     hint = ("Look at the server's error log (log-error, often /var/log/mysql/error.log) on the database node, "
@@ -476,10 +337,35 @@ class Server(_ManagedStep):
 
 @dataclass
 class SqlChange(Change):
-    """A change made in SQL (run by the step's apply); `sql` may hold the password and is never shown."""
+    """A change made in SQL as root on the database node; `sql` may hold the password, masked in the log."""
 
     sql: str = field(default="", repr=False)
-    load_schema: bool = False
+
+    def apply(self, ctx, conn=None):
+        db = shared_database(ctx.cluster)
+        ctx.log(f"→ {self.description}")
+        # Split on "\n" only: splitlines() also breaks at U+2028 and the like, cutting a password in two.
+        for line in self.sql.strip().split("\n"):
+            ctx.log(f"SQL: {mask_sql(line, db.password)}")
+        r = run_client(ctx, SESSION + self.sql, conn=conn)
+        if not r.ok:
+            raise StepFailed(explain_client_error(r.stderr, self.description), exit_code=r.exit_code)
+
+
+class LoadSchema(Change):
+    """The cluster's schema SQL artifact loaded into the (empty) database."""
+
+    def apply(self, ctx, conn=None):
+        db = shared_database(ctx.cluster)
+        ctx.log(f"→ {self.description}")
+        artifact = Artifact.objects.get(cluster=db.cluster, kind=Artifact.Kind.SCHEMA_SQL)
+        ctx.log(f"SQL: source {artifact.original_name} ({artifact.size} bytes, sha256 {artifact.sha256[:12]}…)")
+        with artifact.file.open("rb") as fh:
+            r = run_client(ctx, fh, conn=conn, args=f"--database={quote(db.name)}", quiet=False, timeout=900)
+        if not r.ok:
+            raise StepFailed(explain_client_error(r.stderr, f"loading {artifact.original_name}") +
+                             f" The database {db.name} may now hold part of the schema: drop it before running again.",
+                             exit_code=r.exit_code)
 
 
 @dataclass
@@ -493,10 +379,9 @@ class SchemaState:
 
 
 @register
-class Schema(_ManagedStep):
+class Schema(_DatabaseStep):
     key = "database.schema"
     title = "Database, Joget schema and user"
-    depends_on = ("database.server",)
     hint = ("On the database node, `mariadb` (or `mysql`) as root shows what is there: SHOW DATABASES; "
             "SELECT user, host FROM mysql.user; SHOW GRANTS FOR 'joget'@'%'.")
 
@@ -584,8 +469,7 @@ class Schema(_ManagedStep):
             if artifact is None:
                 raise StepFailed(f"The database {db.name} has no tables and the cluster has no Schema SQL "
                                  "artifact: upload jwdb-mysql.sql from the Joget bundle, then run again.")
-            return SqlChange(f"load the Joget schema {artifact.original_name} ({len(expected)} tables) into {db.name}",
-                             load_schema=True)
+            return LoadSchema(f"load the Joget schema {artifact.original_name} ({len(expected)} tables) into {db.name}")
         missing = sorted(expected - state.tables)
         if missing:
             # Never load into a database that already has tables: that would fail half-way or clobber data.
@@ -602,32 +486,6 @@ class Schema(_ManagedStep):
         with artifact.file.open("rb") as fh:
             return schema_tables(fh.read().decode("utf-8", "replace"))
 
-    # -- applying --
-
-    def apply(self, ctx, changes):
-        db = shared_database(ctx.cluster)
-        for change in changes:
-            ctx.log(f"→ {change.description}")
-            if getattr(change, "load_schema", False):
-                self._load_schema(ctx, db)
-            else:
-                # Split on "\n" only: splitlines() also breaks at U+2028 and the like, cutting a password in two.
-                for line in change.sql.strip().split("\n"):
-                    ctx.log(f"SQL: {redact(line, db.password)}")
-                r = run_client(ctx, SESSION + change.sql)
-                if not r.ok:
-                    raise StepFailed(explain_client_error(r.stderr, change.description), exit_code=r.exit_code)
-
-    def _load_schema(self, ctx, db: SharedDatabase) -> None:
-        artifact = Artifact.objects.get(cluster=db.cluster, kind=Artifact.Kind.SCHEMA_SQL)
-        ctx.log(f"SQL: source {artifact.original_name} ({artifact.size} bytes, sha256 {artifact.sha256[:12]}…)")
-        with artifact.file.open("rb") as fh:
-            r = run_client(ctx, fh, args=f"--database={quote(db.name)}", quiet=False, timeout=900)
-        if not r.ok:
-            raise StepFailed(explain_client_error(r.stderr, f"loading {artifact.original_name}") +
-                             f" The database {db.name} may now hold part of the schema: drop it before running again.",
-                             exit_code=r.exit_code)
-
     def verify(self, ctx):
         db = shared_database(ctx.cluster)
         state = self._state(ctx, db)
@@ -643,7 +501,6 @@ class Verify(Step):
     checks_only = True
     title = "Every app server uses the database (select, insert, update, delete, create, alter)"
     layer = "database"
-    depends_on = ("database.schema",)
     hint = ("From the app server: mariadb -h <db host> -P <port> -u <user> -p <database>. Check the user's host "
             "('%'), its grants, the server's bind-address and the firewall.")
     OPERATIONS = ("drop an old scratch table", "create", "insert", "update", "alter", "select", "delete",

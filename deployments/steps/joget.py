@@ -7,27 +7,28 @@ import difflib
 import hashlib
 import io
 import ipaddress
-import re
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from jproperties import Properties
 
 from deployments import warpatch
-from deployments.models import Artifact
-from nodes.models import SharedDatabase
-from nodes.ssh import quote
+from nodes import web
+from nodes.models import Artifact, SharedDatabase
+from nodes.ssh import as_dir_owner, quote
 
-from . import Change, Step, StepFailed, register, tomcat
-from .base import file_diff
+from . import register, tomcat_tools
+from .base import AppServerStep, Change, Step, StepFailed, file_diff
+from .toolbox import mask_properties
 
-CHECK_PATH = "/web/json/workflow/currentUsername"  # answers without login: Joget has no health endpoint
+CHECK_PATH = web.ANON_PATH
 ANONYMOUS = '"roleAnonymous"'
 APP_TIMEOUT = 240.0  # real Joget (Spring, plugins) takes a minute or more to start; the stand-in seconds
-MASK = "********"
+PASSWORD_KEYS = ("workflowPassword",)  # the datasource key whose value is a secret
 
 
 # ---- datasource (pure) ----------------------------------------------------------------------------
@@ -39,7 +40,7 @@ def jdbc_driver(cluster) -> str:
 
 
 def jdbc_url(cluster, db: SharedDatabase) -> str:
-    host = tomcat.url_host(db.connect_host)
+    host = tomcat_tools.url_host(db.connect_host)
     options = "characterEncoding=UTF-8&useSSL=false&allowPublicKeyRetrieval=true"
     if cluster.major_version >= 8:
         options += "&serverTimezone=UTC"  # as in DX 8's own app_datasource-default.properties
@@ -72,14 +73,6 @@ def datasource_files(cluster, db: SharedDatabase) -> dict[str, bytes]:
             "profileName": "",  # empty, as in Joget's own profile files and template
         }),
     }
-
-
-def redact(data: bytes | None) -> bytes | None:
-    """The file with the password's value masked: diffs are stored and shown, the escaped password would
-    not be caught by the log masker (it looks for the raw value)."""
-    if data is None:
-        return None
-    return re.sub(rb"(?m)^(\s*workflowPassword\s*[=:]?\s*).*$", lambda m: m.group(1) + MASK.encode(), data)
 
 
 # ---- setenv.sh (pure) -----------------------------------------------------------------------------
@@ -180,15 +173,14 @@ def _artifact(cluster, kind: str) -> Artifact:
 
 
 def remote_sha256(ctx, path: str) -> str:
-    r = ctx.run(f"sha256sum {quote(path)} 2>/dev/null", quiet=True, timeout=120)
+    """The file's sha256, read by whoever controls its directory (webapps: the service user, who could have
+    made the WAR a symlink to a file only root may read; its checksum is shown)."""
+    directory = path.rsplit("/", 1)[0] or "/"
+    r = ctx.run(as_dir_owner(directory, f"sha256sum -- {quote(path)} 2>/dev/null"), quiet=True, timeout=120)
     return r.stdout.split()[0] if r.ok and r.stdout.split() else ""
 
 
 # ---- steps ----------------------------------------------------------------------------------------
-
-
-class _AppServerStep(tomcat.NodeStep):
-    layer = "joget"
 
 
 def _first_app_server(cluster):
@@ -203,19 +195,18 @@ class Datasource(Step):
     key = "joget.datasource"
     title = "Joget datasource in the shared directory"
     layer = "joget"
-    depends_on = ("shared_directory.verify", "database.schema")
     hint = ("The shared directory must be mounted at the cluster's wflow home on the app servers and writable "
             "by root there (an NFS export with root_squash refuses the chown: export it with no_root_squash, or "
-            f"give the exported directory to the {tomcat.SERVICE_USER} user's uid on the file server).")
+            f"give the exported directory to the {tomcat_tools.SERVICE_USER} user's uid on the file server).")
 
     def probe(self, ctx):
         node = _first_app_server(ctx.cluster)
         conn = ctx.connect(node)
-        db = SharedDatabase.objects.filter(cluster=ctx.cluster).first()
+        db = ctx.cluster.layer("shared_database")
         if db is None:
             raise StepFailed("The cluster has no shared database: describe it first.")
         wflow = quote(ctx.cluster.wflow_home)
-        user = tomcat.SERVICE_USER
+        user = tomcat_tools.SERVICE_USER
         state = ctx.run(f"test -d {wflow} && echo dir; id -u {user} >/dev/null 2>&1 && echo user && "
                         f"runuser -u {user} -- test -w {wflow} && echo writable; true",
                         conn=conn, quiet=True, timeout=30).stdout.split()
@@ -224,29 +215,32 @@ class Datasource(Step):
         changes = []
         if "user" not in state:
             changes.append(Change(f"create the service user {user} on {node.name}",
-                                  command=tomcat.ensure_user_command()))
+                                  command=tomcat_tools.ensure_user_command()))
         if "writable" not in state:
             # Joget writes servers.json, licenses and app files there as the service user.
             changes.append(Change(f"let {user} write {ctx.cluster.wflow_home}",
-                                  command=f"chown {tomcat.OWNER} {wflow}"))
+                                  command=f"chown {tomcat_tools.OWNER} {wflow}"))
         for path, data in datasource_files(ctx.cluster, db).items():
             current = ctx.read_file(path, conn=conn)
             if current != data:
                 changes.append(Change(
                     f"{'write' if current is not None else 'create'} {path}", path=path, content=data, mode="0640",
-                    owner=tomcat.OWNER, diff=file_diff(path, redact(current), redact(data)),
+                    owner=tomcat_tools.OWNER,
+                    diff=file_diff(path, mask_properties(current, PASSWORD_KEYS), mask_properties(data, PASSWORD_KEYS)),
                 ))
         return changes
 
     def apply(self, ctx, changes):
-        # Commands (user, directory owner) come before the files in `changes`.
-        tomcat.apply_changes(ctx, changes, conn=ctx.connect(_first_app_server(ctx.cluster)))
+        # On the first app server, not on a node of the step's own; commands (user, directory owner) come first.
+        conn = ctx.connect(_first_app_server(ctx.cluster))
+        for change in changes:
+            change.apply(ctx, conn)
 
     def verify(self, ctx):
         node = _first_app_server(ctx.cluster)
         conn = ctx.connect(node)
         db = SharedDatabase.objects.get(cluster=ctx.cluster)
-        user = tomcat.SERVICE_USER
+        user = tomcat_tools.SERVICE_USER
         for path, data in datasource_files(ctx.cluster, db).items():
             if ctx.read_file(path, conn=conn) != data:
                 raise StepFailed(f"{path} on {node.name} does not hold what was written.")
@@ -262,8 +256,8 @@ class Datasource(Step):
     def _same_owner_everywhere(self, ctx, first, paths: list[str]) -> None:
         """On a real NFS share, file owners travel as numbers: a service user with another uid on another
         app server cannot read the 0640 datasource files written here, and Joget there fails at start.
-        Checked on every app server where the user exists already (tomcat.base creates it elsewhere)."""
-        user, wflow = tomcat.SERVICE_USER, quote(ctx.cluster.wflow_home)
+        Checked on every app server where the user exists already (tomcat_tools.base creates it elsewhere)."""
+        user, wflow = tomcat_tools.SERVICE_USER, quote(ctx.cluster.wflow_home)
         readable = " && ".join(f"test -r {quote(p)}" for p in paths)
         ids = {}
         for node in ctx.cluster.app_servers():
@@ -283,17 +277,17 @@ class Datasource(Step):
 
 
 @register
-class Setenv(_AppServerStep):
+class Setenv(AppServerStep):
+    layer = "joget"
     key = "joget.setenv"
     title = "Joget options in setenv.sh (wflow.home, wflow.name)"
-    depends_on = ("tomcat.base",)
 
     def _path(self, node) -> str:
-        return f"{tomcat.base(node)}/bin/setenv.sh"
+        return f"{tomcat_tools.base(node)}/bin/setenv.sh"
 
     def probe(self, ctx):
         change = ctx.want_file(self._path(ctx.node), render_setenv(ctx.cluster, ctx.node), mode="0755",
-                               owner=tomcat.OWNER)
+                               owner=tomcat_tools.OWNER)
         return [change] if change else []
 
     def verify(self, ctx):
@@ -301,39 +295,44 @@ class Setenv(_AppServerStep):
             raise StepFailed(f"{self._path(ctx.node)} on {ctx.node.name} does not hold the planned options.")
 
 
+@dataclass
+class DeployWar(Change):
+    """A WAR uploaded from the console's `local` file into webapps, checked against its `sha256`."""
+
+    local: Path | None = None
+    sha256: str = ""
+
+    def apply(self, ctx, conn=None):
+        # The writer's temporary name in webapps is hidden and does not end in .war: Tomcat's
+        # auto-deployer ignores it until the rename.
+        ctx.log(f"→ uploading {self.local.name} ({self.local.stat().st_size} bytes) to {ctx.node.name}")
+        with self.local.open("rb") as fh:
+            ctx.write_file(self.path, fh, mode="0644", owner=tomcat_tools.OWNER, backup=False, sha256=self.sha256,
+                           conn=conn)
+
+
 @register
-class Wars(_AppServerStep):
+class Wars(AppServerStep):
+    layer = "joget"
     key = "joget.war"
     title = "Joget WARs in webapps"
-    depends_on = ("tomcat.base",)
     hint = "Upload the WARs of the Joget bundle again if they are damaged; check free space in webapps."
 
     def _planned(self, ctx):
         for name, kind in wars(ctx.cluster):
             art = _artifact(ctx.cluster, kind)
             local, sha, patched = prepared_war(art)
-            yield f"{tomcat.base(ctx.node)}/webapps/{name}", art, local, sha, patched
+            yield f"{tomcat_tools.base(ctx.node)}/webapps/{name}", art, local, sha, patched
 
     def probe(self, ctx):
         changes = []
-        for remote, art, _local, sha, patched in self._planned(ctx):
+        for remote, art, local, sha, patched in self._planned(ctx):
             now = remote_sha256(ctx, remote)
             if now != sha:
                 note = " with <distributable/> added" if patched else ""
-                changes.append(Change(f"deploy {art.original_name} as {remote}{note}", path=remote,
-                                      diff=f"sha256 {now or '(none)'} → {sha}"))
+                changes.append(DeployWar(f"deploy {art.original_name} as {remote}{note}", path=remote,
+                                         diff=f"sha256 {now or '(none)'} → {sha}", local=local, sha256=sha))
         return changes
-
-    def apply(self, ctx, changes):
-        wanted = {c.path for c in changes}
-        for remote, _art, local, sha, _patched in self._planned(ctx):
-            if remote not in wanted:
-                continue
-            # The writer's temporary name in webapps is hidden and does not end in .war: Tomcat's
-            # auto-deployer ignores it until the rename.
-            ctx.log(f"→ uploading {local.name} ({local.stat().st_size} bytes) to {ctx.node.name}")
-            with local.open("rb") as fh:
-                ctx.write_file(remote, fh, mode="0644", owner=tomcat.OWNER, backup=False, sha256=sha)
 
     def verify(self, ctx):
         for remote, _art, _local, sha, _patched in self._planned(ctx):
@@ -348,7 +347,7 @@ def app_url_path(cluster) -> str:
 def app_answers(ctx, node=None) -> bool:
     """One quick GET of the Joget probe URL from the node itself."""
     node = node or ctx.node
-    url = quote(tomcat.node_url(node, app_url_path(node.cluster)))
+    url = quote(tomcat_tools.node_url(node, app_url_path(node.cluster)))
     return ctx.run(f"curl -sS -m 10 {url} | grep -qF -- {quote(ANONYMOUS)}", quiet=True, timeout=60).ok
 
 
@@ -358,36 +357,41 @@ def _changed_files(stored: str, now: str) -> list[str]:
     return sorted({line.split()[-1].rsplit("/", 1)[-1] for line in diff if line.split()})
 
 
+class RestartTomcat(Change):
+    """Tomcat stopped (when it runs) and started again on the step's node."""
+
+    def apply(self, ctx, conn=None):
+        ctx.log(f"→ {self.description}")
+        if tomcat_tools.running_pid(ctx) is not None:
+            tomcat_tools.stop(ctx)
+        tomcat_tools.start(ctx)
+
+
 @register
-class Running(_AppServerStep):
+class Running(AppServerStep):
+    layer = "joget"
     key = "joget.running"
     title = "Tomcat running Joget, answering on every node"
-    depends_on = ("replication.server_xml", "replication.hosts", "joget.setenv", "joget.war", "joget.datasource",
-                  "database.verify")
     hint = "Read the end of catalina.out in the log above (and logs/localhost.*.log for the web app)."
 
     def probe(self, ctx):
-        if tomcat.is_running(ctx) is None:
-            return [Change("start Tomcat (it is not running)")]
-        stored, now = tomcat.stored_fingerprint(ctx), tomcat.current_fingerprint(ctx)
+        if tomcat_tools.running_pid(ctx) is None:
+            return [RestartTomcat("start Tomcat (it is not running)")]
+        stored, now = tomcat_tools.stored_fingerprint(ctx), tomcat_tools.current_fingerprint(ctx)
         if stored is None:
-            return [Change("restart Tomcat: it was started outside the console, its configuration is unknown")]
+            return [RestartTomcat("restart Tomcat: it was started outside the console, its configuration is unknown")]
         if stored != now:
             files = _changed_files(stored, now)
-            return [Change(f"restart Tomcat: changed since it started: {', '.join(files)}", diff=file_diff(
+            return [RestartTomcat(f"restart Tomcat: changed since it started: {', '.join(files)}", diff=file_diff(
                 "configuration fingerprint", stored.encode(), now.encode()))]
         if not app_answers(ctx):
-            return [Change(f"restart Tomcat: {app_url_path(ctx.cluster)} does not answer")]
+            return [RestartTomcat(f"restart Tomcat: {app_url_path(ctx.cluster)} does not answer")]
         return []
 
-    def apply(self, ctx, changes):
-        ctx.log(f"→ {changes[0].description}")
-        if tomcat.is_running(ctx) is not None:
-            tomcat.stop(ctx)
-        tomcat.start(ctx)
 
     def verify(self, ctx):
-        if tomcat.is_running(ctx) is None:
+        if tomcat_tools.running_pid(ctx) is None:
             raise StepFailed(f"Tomcat is not running on {ctx.node.name}.")
-        body = tomcat.wait_for_url(ctx, ctx.node, app_url_path(ctx.cluster), contains=ANONYMOUS, timeout=APP_TIMEOUT)
-        ctx.log(f"{tomcat.node_url(ctx.node, app_url_path(ctx.cluster))} → {body}")
+        body = tomcat_tools.wait_for_url(ctx, ctx.node, app_url_path(ctx.cluster), contains=ANONYMOUS,
+                                         timeout=APP_TIMEOUT)
+        ctx.log(f"{tomcat_tools.node_url(ctx.node, app_url_path(ctx.cluster))} → {body}")

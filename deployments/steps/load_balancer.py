@@ -8,17 +8,17 @@ a2ensite, apache2ctl), as in the guide.
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import re
 import socket
 from dataclasses import dataclass
 
+from nodes import web
 from nodes.models import LayerMode, LoadBalancer
 
 from . import register
-from .base import Change, Step, StepContext, StepFailed, quote
-from .tomcat import url_host  # one place says how an address goes into a URL
+from .base import Change, ManagedStep, Step, StepContext, StepFailed, quote
+from .toolbox import service_control
 
 APACHE_DIR = "/etc/apache2"
 # headers/proxy/proxy_http/proxy_balancer as in the guide; the balancer also needs lbmethod_byrequests
@@ -30,19 +30,19 @@ PID_FILE = "/var/run/apache2/apache2.pid"
 # or initscripts (containers, the testbed) has no /run/lock and every apache2ctl call fails.
 LOCK_DIR = '[ -d /var/lock/ ] || mkdir -p "$(readlink -f /var/lock)"'
 IS_RUNNING = f'test -f {PID_FILE} && kill -0 "$(cat {PID_FILE})" 2>/dev/null'
-# Through systemd where it runs (so it keeps tracking the service), else Apache's own control script.
-START = f"{LOCK_DIR}; if [ -d /run/systemd/system ]; then systemctl start apache2; else apache2ctl start; fi"
-RELOAD = f"{LOCK_DIR}; if [ -d /run/systemd/system ]; then systemctl reload apache2; else apache2ctl graceful; fi"
+START = f"{LOCK_DIR}; {service_control('start', unit='apache2', own='apache2ctl start')}"
+RELOAD = f"{LOCK_DIR}; {service_control('reload', unit='apache2', own='apache2ctl graceful')}"
 CONFIGTEST = f"{LOCK_DIR}; apache2ctl configtest"
 # How long httpd leaves a failed member alone before trying it again (its default is 60 s):
 # a restarted Tomcat gets requests again after this.
 MEMBER_RETRY = 10
-ANON_PATH = "/web/json/workflow/currentUsername"  # answers without login: Joget's "is it up" page
+ANON_PATH = web.ANON_PATH
 HTTP_TIMEOUT = 10.0
+url_host = web.url_host
 
 
 def load_balancer_of(cluster) -> LoadBalancer | None:
-    lb = LoadBalancer.objects.filter(cluster=cluster).select_related("node").first()
+    lb = cluster.layer("load_balancer")
     return lb if lb and lb.node_id else None
 
 
@@ -146,7 +146,7 @@ def default_site_shadows(default_conf: bytes | None, port: int) -> bool:
     return bool(re.search(rf"<VirtualHost\s+[^>]*(\*|_default_):{port}\b", text))
 
 
-def is_running(ctx: StepContext) -> bool:
+def apache_running(ctx: StepContext) -> bool:
     return ctx.run(IS_RUNNING, quiet=True).ok
 
 
@@ -159,19 +159,12 @@ def enabled_modules(ctx: StepContext) -> set[str]:
 
 
 @register
-class LoadBalancerServer(Step):
+class LoadBalancerServer(ManagedStep):
     key = "load_balancer.server"
     title = "Load balancer: Apache httpd and its proxy modules"
     layer = "load_balancer"
+    layer_of = staticmethod(load_balancer_of)
     hint = "Check the balancer node's package sources (apt-get install apache2) and the a2enmod output above."
-
-    def applies(self, cluster) -> bool:
-        lb = load_balancer_of(cluster)
-        return bool(lb and lb.mode == LayerMode.MANAGED)
-
-    def targets(self, cluster):
-        # Nothing to run for an existing balancer, even when a deployment names this step.
-        return [load_balancer_of(cluster).node] if self.applies(cluster) else []
 
     def probe(self, ctx):
         changes = []
@@ -199,9 +192,9 @@ class LoadBalancerServer(Step):
     def apply(self, ctx, changes):
         super().apply(ctx, changes)
         # New modules take effect only with a (graceful) restart; a stopped Apache starts with the site step.
-        if is_running(ctx):
-            ctx.log("→ reload Apache so that it loads the modules")
-            ctx.run(f"{CONFIGTEST} && {{ {RELOAD}; }}", check=True, timeout=60)
+        if apache_running(ctx):
+            Change("reload Apache so that it loads the modules", command=f"{CONFIGTEST} && {{ {RELOAD}; }}",
+                   timeout=60).apply(ctx)
 
     def verify(self, ctx):
         r = ctx.run(f"{LOCK_DIR}; apache2ctl -M", quiet=True, timeout=60)
@@ -229,7 +222,6 @@ class LoadBalancerSite(Step):
     key = "load_balancer.site"
     title = "Load balancer: the Joget site (sticky sessions by jvmRoute)"
     layer = "load_balancer"
-    depends_on = ("load_balancer.server", "joget.running")
     hint = ("A failed configtest is shown above (the site changes were undone; Apache kept its configuration). "
             "HTTP 503 through the balancer: no app server answered on its HTTP port.")
 
@@ -260,7 +252,7 @@ class LoadBalancerSite(Step):
             changes.append(Change(f"disable the site 000-default (its vhost on port {lb.http_port} would answer "
                                   "instead)", command="a2dissite -q 000-default"))
         changes = [c for c in changes if c]
-        running = is_running(ctx)
+        running = apache_running(ctx)
         if changes or not running:
             verb = "reload" if running else "start"
             changes.append(ActivateSite(f"check the configuration (apache2ctl configtest) and {verb} Apache",
@@ -330,7 +322,7 @@ class LoadBalancerSite(Step):
         if ctx.node is None:
             self._verify_from_console(ctx, lb)
             return
-        if not is_running(ctx):
+        if not apache_running(ctx):
             raise StepFailed(f"Apache is not running on {ctx.node.name} (no live process in {PID_FILE}).")
         port = lb.http_port
         code = self._curl_code(ctx, f"http://127.0.0.1:{port}/")
@@ -378,31 +370,23 @@ class LoadBalancerSite(Step):
     @staticmethod
     def _verify_from_console(ctx: StepContext, lb: LoadBalancer) -> None:
         path = f"{ctx.cluster.context_path}{ANON_PATH}"
-        try:
-            status, _ = http_get(lb.node.address, lb.http_port, path)
-        except OSError as exc:
-            raise StepFailed(f"The balancer {lb.node.address}:{lb.http_port} does not answer: {exc}.")
-        if status != 200:
-            raise StepFailed(f"{path} through the existing balancer gave HTTP {status}, expected 200.")
+        reply = web.get(lb.node.address, lb.http_port, path, timeout=HTTP_TIMEOUT)
+        if reply.status is None:
+            raise StepFailed(f"The balancer {lb.node.address}:{lb.http_port} does not answer: {reply.error}.")
+        if reply.status != 200:
+            raise StepFailed(f"{path} through the existing balancer gave HTTP {reply.status}, expected 200.")
         ctx.log(f"GET {path} through the existing balancer {lb.node.address}:{lb.http_port}: HTTP 200")
-
-
-def http_get(host: str, port: int, path: str, *, source: str = "", headers: dict | None = None):
-    """(status, body) of one GET from the console; `source` binds the local address."""
-    conn = http.client.HTTPConnection(host, port, timeout=HTTP_TIMEOUT, source_address=(source, 0) if source else None)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
 
 
 def manager_status_from(host: str, port: int, source: str) -> int | None:
     """HTTP status of balancer-manager asked from `source`; None when `source` is not one of ours."""
+    # Bound to `source` before connecting: an address that is not the console's fails at once.
     try:
-        return http_get(host, port, "/balancer-manager", source=source)[0]
-    except OSError as exc:
-        if exc.errno == getattr(socket, "EADDRNOTAVAIL", 99) or isinstance(exc, socket.gaierror):
-            return None
-        raise StepFailed(f"balancer-manager on {host}:{port} did not answer from {source}: {exc}.")
+        with socket.socket(socket.AF_INET6 if ":" in source else socket.AF_INET) as probe:
+            probe.bind((source, 0))
+    except OSError:
+        return None
+    reply = web.get(host, port, "/balancer-manager", timeout=HTTP_TIMEOUT, source=source)
+    if reply.status is None:
+        raise StepFailed(f"balancer-manager on {host}:{port} did not answer from {source}: {reply.error}.")
+    return reply.status

@@ -1,6 +1,6 @@
 """Step 9 of the guide: the post-deployment test, through the load balancer.
 
-A checklist, run from the console with Python's http.client (as a browser would reach the
+A checklist, run from the console with nodes.web's GET (the login POST with http.client), as a browser would reach the
 balancer, through its public address and port; no curl needed on the balancer, and the session
 cookie is sent explicitly): /jw answers; a session sticks to one node; with that node's Tomcat
 stopped the same session goes on on another node (replication carried it); the stopped node is
@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import NoReturn
 
-from . import register
-from .base import Change, Step, StepContext, StepFailed, quote
-from .load_balancer import ANON_PATH, HTTP_TIMEOUT, MEMBER_RETRY, load_balancer_of, url_host
-from .tomcat import read_catalina_out
+from nodes import web
+from nodes.web import ANON_PATH, SESSION_PATH, url_host
 
-SESSION_PATH = "/testbed/session"  # the stand-in WAR's session counter (docs/standin.md); real Joget has none
+from . import register, tomcat_tools
+from .base import Change, Step, StepContext, StepFailed, quote
+from .load_balancer import HTTP_TIMEOUT, MEMBER_RETRY, load_balancer_of
+from .tomcat_tools import read_catalina_out
+
 SESSION_LINE = re.compile(r"^node=(\S+) count=(\d+)")
 STICKY_REQUESTS = 5
 REPLICATION_SETTLE = 2.0  # seconds between the session's last request and stopping its node
@@ -106,7 +108,15 @@ class BalancerClient:
         return f"http://{url_host(self.host)}:{self.port}{self.context_path}{path}"
 
     def request(self, method: str, path: str, *, session: str = "", form: dict | None = None) -> Reply:
+        """One request through the balancer; OSError when nothing answers."""
         headers = {"Cookie": f"{self.cookie_name}={session}"} if session else {}
+        if method == "GET":
+            got = web.get(self.host, self.port, f"{self.context_path}{path}", timeout=HTTP_TIMEOUT, headers=headers,
+                          limit=64 * 1024)
+            if got.status is None:
+                raise OSError(got.error)
+            cookies = [v for k, v in got.headers if k.lower() == "set-cookie"]
+            return Reply(got.status, got.text, got.header("Location"), session_from(cookies, self.cookie_name))
         body = None
         if form is not None:
             body = urllib.parse.urlencode(form)
@@ -215,62 +225,17 @@ class LoginSession:
 
 
 # -- Tomcat control on an app server ----------------------------------------------------------------
-# deployments/steps/tomcat.py owns Tomcat control; these minimal equivalents stand in where it is
-# missing (a note in the log says so). All take (ctx, node); http_check is True when Joget answers.
-
-
-def _process_pattern(node) -> str:
-    # ERE for the JVM of this CATALINA_BASE. The bracketed first character keeps the pattern from
-    # matching the shell that runs pkill (its command line holds the pattern text, not "-Dcatalina.base").
-    base = node.effective_catalina_base.replace(".", "[.]").replace("+", "[+]")
-    return f"[-]Dcatalina[.]base={base}( |$)"
-
-
-def own_is_running(ctx: StepContext, node) -> bool:
-    return ctx.run(f"pgrep -f {quote(_process_pattern(node))} >/dev/null", conn=ctx.connect(node), quiet=True).ok
-
-
-def own_stop(ctx: StepContext, node) -> None:
-    pat = quote(_process_pattern(node))
-    ticks = int(STOP_TIMEOUT / 0.5)
-    ctx.run(f"pkill -TERM -f {pat}; for i in $(seq 1 {ticks}); do pgrep -f {pat} >/dev/null || exit 0; sleep 0.5; "
-            f"done; pkill -KILL -f {pat}; sleep 1; ! pgrep -f {pat} >/dev/null",
-            conn=ctx.connect(node), check=True, timeout=STOP_TIMEOUT + 30)
-
-
-def own_start(ctx: StepContext, node) -> None:
-    home, base = node.effective_catalina_home, node.effective_catalina_base
-    # setsid: Tomcat must outlive this SSH command and not share its process group (Cancel kills that).
-    ctx.run(f"CATALINA_HOME={quote(home)} CATALINA_BASE={quote(base)} setsid -w {quote(home + '/bin/catalina.sh')} "
-            "start </dev/null", conn=ctx.connect(node), check=True, timeout=120)
-
-
-def own_http_check(ctx: StepContext, node) -> bool:
-    url = f"http://127.0.0.1:{node.http_port}{ctx.cluster.context_path}{ANON_PATH}"
-    r = ctx.run(f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 {quote(url)}", conn=ctx.connect(node),
-                quiet=True, timeout=30)
-    return r.stdout.strip().endswith("200")
-
-
-FALLBACKS = {"is_running": own_is_running, "stop": own_stop, "start": own_start, "http_check": own_http_check}
 
 
 def tomcat_control(ctx: StepContext) -> dict:
-    """is_running/stop/start/http_check, each (ctx, node): tomcat.py's where it has them, else ours."""
-    try:
-        from . import tomcat
-    except ImportError:
-        tomcat = None
-    if not all(callable(getattr(tomcat, name, None)) for name in FALLBACKS):
-        ctx.log("Tomcat control: tomcat.py has none; this step's own (pkill -f of the CATALINA_BASE JVM, "
-                "catalina.sh start, curl on the node)")
-        return dict(FALLBACKS)
+    """is_running/stop/start/http_check, each (ctx, node), from tomcat_tools; http_check is True when Joget
+    answers on the node itself."""
     anon = f"{ctx.cluster.context_path}{ANON_PATH}"
     return {
-        "is_running": lambda c, node: tomcat.is_running(c, node) is not None,  # it returns the pid
-        "stop": tomcat.stop,
-        "start": tomcat.start,
-        "http_check": lambda c, node: tomcat.http_check(c, node, anon) == 200,  # it returns the status
+        "is_running": lambda c, node: tomcat_tools.running_pid(c, node) is not None,
+        "stop": tomcat_tools.stop,
+        "start": tomcat_tools.start,
+        "http_check": lambda c, node: tomcat_tools.http_check(c, node, anon) == 200,
     }
 
 
@@ -283,7 +248,6 @@ class PostDeploymentTest(Step):
     checks_only = True
     title = "Post-deployment test through the balancer"
     layer = "post_test"
-    depends_on = ("load_balancer.site", "replication.members")
     hint = ("Read the checklist in the log: the first ✗ says what failed. Sticky: the session cookie's "
             ".jvmRoute must equal a BalancerMember route. Failover: session replication (replication.members).")
 

@@ -18,11 +18,12 @@ import ipaddress
 import secrets
 import time
 
-from nodes.models import LayerMode, SharedDirectory
-from nodes.ssh import quote
+from nodes.models import SharedDirectory
+from nodes.ssh import as_dir_owner, fact, facts, quote
 
 from . import register
-from .base import Change, Step, StepContext, StepFailed, file_diff
+from .base import Change, ManagedStep, Step, StepContext, StepFailed, file_diff
+from .toolbox import PATH_SETUP, apt_install, service_control
 
 EXPORT_OPTIONS = "rw,sync,no_subtree_check"  # sync: Joget's config files must survive a file-server crash
 FSTAB_TYPE = "nfs"  # lets mount.nfs negotiate v4, then v3
@@ -30,25 +31,11 @@ FSTAB_TYPE = "nfs"  # lets mount.nfs negotiate v4, then v3
 # quietly start on an empty local directory (each node would then write its own wflow home).
 FSTAB_OPTIONS = "defaults,_netdev"
 MARK = "# Joget cluster console: shared wflow directory"
-PATH_SETUP = 'PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; export PATH'
-TOKEN_PREFIX = ".jcc-share-check-"
-
-
-def apt_install(package: str) -> str:
-    """Install a Debian package; refresh the package lists only when the first try fails."""
-    inst = f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q {quote(package)}"
-    return (f"if ! command -v apt-get >/dev/null 2>&1; then echo 'apt-get not found: install {package} "
-            f"(or its equivalent) by hand, then run this step again' >&2; exit 3; fi; "
-            f"{inst} || {{ apt-get update -q && {inst}; }}")
+CHECK_FILE_PREFIX = ".jcc-share-check-"
 
 
 def shared_directory(cluster) -> SharedDirectory | None:
-    return SharedDirectory.objects.filter(cluster=cluster).select_related("node").first()
-
-
-def _managed(cluster) -> bool:
-    d = shared_directory(cluster)
-    return bool(d and d.mode == LayerMode.MANAGED and d.node_id)
+    return cluster.layer("shared_directory")
 
 
 # -- rendering (pure, unit-tested) -----------------------------------------------------------------
@@ -150,41 +137,16 @@ def exported_to(exportfs_v: str, export_path: str, subnet: str) -> bool:
     return False
 
 
-def facts(text: str) -> dict[str, list[str]]:
-    """`key=value` lines -> {key: [values]} (a key may repeat)."""
-    out: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out.setdefault(key.strip(), []).append(value)
-    return out
-
-
 # -- steps -----------------------------------------------------------------------------------------
 
-class _ManagedStep(Step):
-    layer = "shared_directory"
-
-    def applies(self, cluster) -> bool:
-        return _managed(cluster)
-
-    def targets(self, cluster):
-        # Also asked for steps named explicitly (`steps=[...]`), which the plan does not filter by applies().
-        return self._targets(cluster) if self.applies(cluster) else []
-
-    def _targets(self, cluster):
-        return list(cluster.app_servers())
-
-
 @register
-class Export(_ManagedStep):
+class Export(ManagedStep):
+    layer = "shared_directory"
+    layer_of = staticmethod(shared_directory)
     key = "shared_directory.export"
     title = "Export the shared directory (NFS server)"
     hint = ("Check `exportfs -v` and `service nfs-kernel-server status` on the file server. Kernel NFS does not "
             "run in most containers: there, share the directory another way and choose mode 'existing'.")
-
-    def _targets(self, cluster):
-        return [shared_directory(cluster).node]
 
     def _facts(self, ctx: StepContext, d: SharedDirectory) -> dict[str, list[str]]:
         path = quote(d.export_path)
@@ -207,7 +169,7 @@ class Export(_ManagedStep):
             changes.append(Change("install nfs-kernel-server", command=apt_install("nfs-kernel-server"),
                                   timeout=900))
         owner = "nobody:nogroup" if "nogroup" in f or "exportfs" not in f else "nobody:nobody"
-        if f.get("owner", [""])[0] != owner:
+        if fact(f, "owner") != owner:
             changes.append(Change(f"create {d.export_path} owned by {owner}",
                                   command=f"mkdir -p {quote(d.export_path)} && chown {owner} {quote(d.export_path)}"))
         current = ctx.read_file("/etc/exports")
@@ -226,16 +188,12 @@ class Export(_ManagedStep):
 
     @staticmethod
     def _export_command() -> str:
-        # No systemd on some hosts (containers, the testbed): then the init script, its output kept in a
-        # file so that daemons it leaves running do not hold the SSH channel open.
-        return (f"{PATH_SETUP}; if [ -d /run/systemd/system ]; then systemctl start nfs-kernel-server; "
-                "elif [ -x /etc/init.d/nfs-kernel-server ]; then l=$(mktemp); "
-                "/etc/init.d/nfs-kernel-server start </dev/null >\"$l\" 2>&1; rc=$?; cat \"$l\"; rm -f \"$l\"; "
-                "[ $rc -eq 0 ] || exit $rc; fi; exportfs -ra")
+        start = service_control("start", unit="nfs-kernel-server", initd="nfs-kernel-server")
+        return f"{PATH_SETUP}; {start}; exportfs -ra"
 
     @staticmethod
     def _nfsd_running(f: dict[str, list[str]]) -> bool:
-        threads = f.get("nfsd", ["0"])[0].strip()
+        threads = fact(f, "nfsd", "0").strip()
         return threads.isdigit() and int(threads) > 0
 
     def verify(self, ctx):
@@ -249,14 +207,38 @@ class Export(_ManagedStep):
                              f"{normalize_subnet(d.client_subnet)}: the NFS server did not take the export.")
 
 
+class MountShare(Change):
+    """`mount <wflow home>` (its /etc/fstab entry), with what its failure means said plainly."""
+
+    def apply(self, ctx, conn=None):
+        ctx.log(f"→ {self.description}")
+        r = ctx.run(self.command, timeout=self.timeout, conn=conn)
+        if r.ok:
+            return
+        err = (r.stderr or r.stdout).strip().splitlines()
+        detail = " / ".join(err[-3:]) or f"exit {r.exit_code}"
+        why = ""
+        if any("No such device" in line for line in err):
+            why = (" 'No such device': this kernel has no NFS client support (a container or sandbox); "
+                   "the /etc/fstab entry is in place, but the share cannot be mounted here.")
+        elif r.timed_out:
+            why = " The mount hung: the file server does not answer on NFS (ports 2049/111)."
+        raise StepFailed(f"`mount {ctx.cluster.wflow_home}` failed on {ctx.node.name}: {detail}.{why}",
+                         exit_code=r.exit_code)
+
+
 @register
-class Mount(_ManagedStep):
+class Mount(ManagedStep):
+    layer = "shared_directory"
+    layer_of = staticmethod(shared_directory)
     key = "shared_directory.mount"
     title = "Mount the shared directory (app servers)"
-    depends_on = ("shared_directory.export",)
     hint = ("On the app server try `mount <wflow home>` and read its error; on the file server check `exportfs -v` "
             "and that ports 2049 and 111 are open. 'No such device' means this kernel has no NFS client "
             "(containers, sandboxes): share the directory another way and choose mode 'existing'.")
+
+    def managed_targets(self, cluster):
+        return list(cluster.app_servers())
 
     @staticmethod
     def source(cluster) -> str:
@@ -292,7 +274,7 @@ class Mount(_ManagedStep):
             changes.append(Change(f"create the mount point {mp}", command=f"mkdir -p {quote(mp)}"))
         mounted = mount_at(mountinfo, mp)
         if mounted is None:
-            changes.append(Change(f"mount {source} on {mp}", command=f"mount {quote(mp)}", timeout=180))
+            changes.append(MountShare(f"mount {source} on {mp}", command=f"mount {quote(mp)}", timeout=180))
         elif not self._is_ours(mounted, source):
             raise StepFailed(f"{mp} on {ctx.node.name} is already a mount of {mounted[0]} ({mounted[1]}), not of "
                              f"{source}. Unmount it (umount {mp}) once nothing uses it, then run this step again.")
@@ -301,29 +283,6 @@ class Mount(_ManagedStep):
     @staticmethod
     def _is_ours(mounted: tuple[str, str], source: str) -> bool:
         return mounted[1].startswith("nfs") and mounted[0].rstrip("/") == source.rstrip("/")
-
-    def apply(self, ctx, changes):
-        for change in changes:
-            if change.command.startswith("mount "):
-                self._mount(ctx, change)
-            else:
-                super().apply(ctx, [change])
-
-    def _mount(self, ctx: StepContext, change: Change) -> None:
-        ctx.log(f"→ {change.description}")
-        r = ctx.run(change.command, timeout=change.timeout)
-        if r.ok:
-            return
-        err = (r.stderr or r.stdout).strip().splitlines()
-        detail = " / ".join(err[-3:]) or f"exit {r.exit_code}"
-        why = ""
-        if any("No such device" in line for line in err):
-            why = (" 'No such device': this kernel has no NFS client support (a container or sandbox); "
-                   "the /etc/fstab entry is in place, but the share cannot be mounted here.")
-        elif r.timed_out:
-            why = " The mount hung: the file server does not answer on NFS (ports 2049/111)."
-        raise StepFailed(f"`mount {ctx.cluster.wflow_home}` failed on {ctx.node.name}: {detail}.{why}",
-                         exit_code=r.exit_code)
 
     def verify(self, ctx):
         _, mountinfo = self._facts(ctx)
@@ -339,7 +298,6 @@ class Verify(Step):
     checks_only = True
     title = "Verify the app servers share one writable directory"
     layer = "shared_directory"
-    depends_on = ("shared_directory.mount",)
     hint = ("Every app server must see the same directory at the cluster's wflow home: check the mount on the "
             "node named in the message (`findmnt <wflow home>`) and that root may write there.")
     READ_TRIES = 2  # NFS clients may cache a directory listing for a moment
@@ -355,7 +313,7 @@ class Verify(Step):
         conns = {n.name: ctx.connect(n) for n in nodes}
         run_id = secrets.token_hex(6)
         tokens = {n.name: secrets.token_hex(16) for n in nodes}
-        paths = {name: f"{home}/{TOKEN_PREFIX}{run_id}-{name}" for name in tokens}
+        paths = {name: f"{home}/{CHECK_FILE_PREFIX}{run_id}-{name}" for name in tokens}
         try:
             self._write_tokens(ctx, conns, tokens, paths)
             self._read_tokens(ctx, conns, tokens, paths)
@@ -368,15 +326,19 @@ class Verify(Step):
         home = ctx.cluster.wflow_home
         problems = []
         for name, conn in conns.items():
+            # Written as whoever owns the directory (the service user, as Joget writes there), never
+            # through an existing name (noclobber): root never opens a path the service user controls.
+            write = f"set -C; printf '%s\\n' {quote(tokens[name])} > {quote(paths[name])}"
             r = ctx.run(f"test -d {quote(home)} || {{ echo 'missing' >&2; exit 3; }}; "
-                        f"printf '%s\\n' {quote(tokens[name])} > {quote(paths[name])}", conn=conn, quiet=True)
+                        f"{as_dir_owner(home, write)}", conn=conn, quiet=True)
             if not r.ok:
                 reason = "does not exist" if r.exit_code == 3 else f"is not writable ({r.stderr.strip()[-200:]})"
                 problems.append(f"{name}: {home} {reason}")
             else:
                 ctx.log(f"[{name}] wrote a token into {home}")
         if problems:
-            raise StepFailed("; ".join(problems) + ". Every app server needs the shared directory, writable by root.")
+            raise StepFailed("; ".join(problems) + ". Every app server needs the shared directory, mounted "
+                             "and writable.")
 
     def _read_tokens(self, ctx, conns, tokens, paths) -> None:
         home = ctx.cluster.wflow_home
@@ -403,7 +365,8 @@ class Verify(Step):
     def _read_all(ctx, conn, paths) -> dict[str, str]:
         script = "; ".join(f"printf '%s=' {quote(w)}; head -c 64 {quote(p)} 2>/dev/null || echo"
                            for w, p in paths.items())
-        out = ctx.run(script, conn=conn, quiet=True).stdout
+        home = paths[next(iter(paths))].rsplit("/", 1)[0]
+        out = ctx.run(as_dir_owner(home, script), conn=conn, quiet=True).stdout
         return {k: v[0].strip() for k, v in facts(out).items()}
 
     @staticmethod

@@ -1,319 +1,67 @@
-"""Guide step 3: Tomcat on every app server, and the functions that control it.
+"""Guide step 3: Tomcat on every app server.
 
 A node either names an installed Tomcat (`catalina_home`, e.g. Debian's
 /usr/share/tomcat10) or gets the cluster's uploaded `tomcat_archive` unpacked at
 `<install path>/tomcat`. Either way Joget runs from its own CATALINA_BASE
 (`effective_catalina_base`), owned by a service user, started with
-`catalina.sh start` (no systemd on many of these hosts, none on the testbed).
-
-Other modules (joget.running, the post-deployment test) import `is_running`,
-`start`, `stop`, `restart`, `http_check` and `wait_for_url` from here.
+`catalina.sh start` (tomcat_tools: no systemd on many of these hosts, none on the testbed).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from typing import TYPE_CHECKING
-
 from deployments import xmledit
-from deployments.models import Artifact
-from nodes.ssh import NodeConnection, quote
-
-from . import Change, Step, StepContext, StepFailed, register
-from .base import UNREAD
-
-if TYPE_CHECKING:
-    from nodes.models import Node
-
-SERVICE_USER = "tomcat"  # Debian's tomcat packages use this name too, so an existing install keeps its owner
-OWNER = f"{SERVICE_USER}:{SERVICE_USER}"
-BASE_DIRS = ("bin", "conf", "lib", "logs", "temp", "webapps", "work")
-START_TIMEOUT = 180.0  # ~5 s alone, 8-10 s two at once on an idle small host; minutes on a loaded one
-STOP_TIMEOUT = 30
-FINGERPRINT = ".jcc-started"  # in CATALINA_BASE: what the config looked like when the console last started Tomcat
-ARCHIVE_MARKER = ".jcc-archive"  # in an unpacked CATALINA_HOME: the sha256 of the archive it came from
-CONF_FILES = ("server.xml", "context.xml", "web.xml", "catalina.properties", "logging.properties")
-_HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$")
-
-
-# ---- where things are ---------------------------------------------------------------------------
-
-
-def home(node: Node) -> str:
-    return node.effective_catalina_home
-
-
-def base(node: Node) -> str:
-    return node.effective_catalina_base
-
-
-def pidfile(node: Node) -> str:
-    return f"{base(node)}/temp/catalina.pid"
-
-
-def catalina_out(node: Node) -> str:
-    return f"{base(node)}/logs/catalina.out"
-
-
-def read_catalina_out(node: Node, command: str) -> str:
-    """`command` (catalina.out is "$1" in it) as the service user, never as root: that user could have made
-    catalina.out a symlink to a file only root may read, and what the command prints is shown."""
-    return f"runuser -u {SERVICE_USER} -- sh -c {quote(command)} sh {quote(catalina_out(node))}"
-
-
-def server_xml(node: Node) -> str:
-    return f"{base(node)}/conf/server.xml"
-
-
-def url_host(address: str) -> str:
-    """An address as it goes into a URL (IPv6 in brackets)."""
-    try:
-        return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
-    except ValueError:
-        return address
-
-
-def node_url(node: Node, path: str = "/") -> str:
-    return f"http://{url_host(node.address)}:{node.http_port}{path}"
-
-
-def catalina_env(node: Node) -> str:
-    """`env` assignments for catalina.sh: paths come from validated model fields, quoted anyway."""
-    return " ".join([
-        f"CATALINA_HOME={quote(home(node))}",
-        f"CATALINA_BASE={quote(base(node))}",
-        f"CATALINA_PID={quote(pidfile(node))}",
-    ])
-
-
-def as_service_user(node: Node, command: str) -> str:
-    """Run catalina.sh as the service user from the base directory (runuser: no password, no login shell)."""
-    return f"cd {quote(base(node))} && runuser -u {SERVICE_USER} -- env {catalina_env(node)} {command}"
-
-
-def ensure_user_command() -> str:
-    # Two steps may create the user at once on one node: the second useradd fails, `id` then succeeds.
-    return (f"id -u {SERVICE_USER} >/dev/null 2>&1 || useradd --system --user-group --no-create-home "
-            f"--home-dir /nonexistent --shell /usr/sbin/nologin {SERVICE_USER} || id -u {SERVICE_USER}")
-
-
-def _conn(ctx: StepContext, node: Node | None) -> tuple[NodeConnection, Node]:
-    """The connection for `node`: the step's own when it is the step's node, else one from the pool."""
-    if node is None or (ctx.node is not None and ctx.node.pk == node.pk):
-        if ctx.node is None:
-            raise StepFailed("Internal error: a Tomcat function was called without a node.")
-        return ctx.conn, ctx.node
-    return ctx.connect(node), node
-
-
-# ---- control ------------------------------------------------------------------------------------
-
-
-def pids_command(node: Node) -> str:
-    """Print the pid of every JVM whose argv holds exactly -Dcatalina.base=<this base>.
-
-    The argv is what catalina.sh passes, so this finds our Tomcat whether or not the pid
-    file is current (a kill -9 leaves a stale one) and never someone else's Tomcat.
-    """
-    marker = quote(f"-Dcatalina.base={base(node)}")
-    return (f"for p in $(pgrep -x java); do tr '\\0' '\\n' < /proc/$p/cmdline 2>/dev/null "
-            f"| grep -qxF -- {marker} && echo $p; done; true")
-
-
-def is_running(ctx: StepContext, node: Node | None = None) -> int | None:
-    """The pid of this node's Tomcat, or None."""
-    conn, node = _conn(ctx, node)
-    out = ctx.run(pids_command(node), conn=conn, quiet=True, timeout=30).stdout.split()
-    return int(out[0]) if out and out[0].isdigit() else None
-
-
-def fingerprint_command(node: Node) -> str:
-    """A listing of what Tomcat reads at start (config, WARs, /etc/hosts, Joget's datasource).
-
-    Written when the console starts Tomcat; when it differs later, a restart is due.
-    """
-    b, cluster = base(node), node.cluster
-    wflow = cluster.wflow_home
-    files = [f"{b}/conf/{name}" for name in CONF_FILES] + [f"{b}/bin/setenv.sh", "/etc/hosts",
-                                                           f"{wflow}/app_datasource.properties",
-                                                           f"{wflow}/app_datasource-{cluster.datasource_profile}"
-                                                           ".properties"]
-    listed = " ".join(quote(f) for f in files) + f" {quote(b)}/webapps/*.war"
-    # As the service user: these paths are in its directories, and what root would read there is shown.
-    return f"runuser -u {SERVICE_USER} -- sh -c " + quote(
-        f"echo home {quote(home(node))}; cat {quote(home(node) + '/' + ARCHIVE_MARKER)} 2>/dev/null || true; "
-        f"for f in {listed}; do if [ -f \"$f\" ]; then sha256sum \"$f\" 2>/dev/null || echo \"unreadable $f\"; "
-        f"else echo \"missing $f\"; fi; done")
-
-
-def current_fingerprint(ctx: StepContext, node: Node | None = None) -> str:
-    conn, node = _conn(ctx, node)
-    return ctx.run(fingerprint_command(node), conn=conn, quiet=True, timeout=60).stdout
-
-
-def stored_fingerprint(ctx: StepContext, node: Node | None = None) -> str | None:
-    conn, node = _conn(ctx, node)
-    data = ctx.read_file(f"{base(node)}/{FINGERPRINT}", conn=conn)
-    return data.decode("utf-8", "replace") if data is not None else None
-
-
-def start(ctx: StepContext, node: Node | None = None, *, timeout: float = START_TIMEOUT) -> None:
-    """Start Tomcat as the service user, detached (its own session, stdin from /dev/null, output to
-    catalina.out) so the SSH channel closes and Cancel does not kill it; wait until HTTP answers."""
-    conn, node = _conn(ctx, node)
-    pid = is_running(ctx, node)
-    if pid is not None:  # a second JVM on the same base would only fight the first for its ports
-        ctx.log(f"Tomcat is already running on {node.name} (pid {pid}).")
-        return
-    b = quote(base(node))
-    ctx.write_file(f"{base(node)}/{FINGERPRINT}", current_fingerprint(ctx, node).encode(), mode="0644",
-                   owner=OWNER, backup=False, conn=conn)
-    script = "; ".join([
-        "set -e",
-        f"rm -f {quote(pidfile(node))}",  # stale after a crash; catalina.sh would refuse if its pid were reused
-        f"cd {b}",
-        f"setsid -w runuser -u {SERVICE_USER} -- env {catalina_env(node)} "
-        f"{quote(home(node) + '/bin/catalina.sh')} start </dev/null",
-    ])
-    ctx.run(script, conn=conn, check=True, timeout=120)
-    wait_for_url(ctx, node, "/", timeout=timeout)
-
-
-def stop(ctx: StepContext, node: Node | None = None, *, timeout: int = STOP_TIMEOUT) -> None:
-    """catalina.sh stop (with -force) as the service user; then, if the JVM is still there, kill it by pid."""
-    conn, node = _conn(ctx, node)
-    pid = is_running(ctx, node)
-    if pid is None:
-        ctx.log(f"Tomcat is not running on {node.name}.")
-        return
-    pf = quote(pidfile(node))
-    cmd = quote(home(node) + "/bin/catalina.sh")
-    # The pid file may be stale or missing (Tomcat started by hand): catalina.sh stop needs the real pid.
-    ctx.write_file(pidfile(node), f"{pid}\n".encode(), mode="0644", owner=OWNER, backup=False, conn=conn)
-    script = "; ".join([
-        f"{as_service_user(node, cmd)} stop {int(timeout)} -force </dev/null || true",
-        f"i=0; while [ -n \"$({pids_command(node)})\" ] && [ $i -lt 10 ]; do sleep 1; i=$((i+1)); done",
-        f"if [ -n \"$({pids_command(node)})\" ]; then echo 'still running: kill -9 {pid}'; kill -9 {pid}; sleep 1; fi",
-        f"rm -f {pf}",
-    ])
-    ctx.run(script, conn=conn, timeout=timeout + 60)
-    if is_running(ctx, node) is not None:
-        raise StepFailed(f"Tomcat (pid {pid}) on {node.name} did not stop, even after kill -9.")
-
-
-def restart(ctx: StepContext, node: Node | None = None) -> None:
-    stop(ctx, node)
-    start(ctx, node)
-
-
-def http_check(ctx: StepContext, node: Node | None = None, path: str = "/", *, timeout: float = 5) -> int:
-    """The HTTP status of GET <node>:<http port><path>, asked from the node itself; 0 when nothing answers."""
-    conn, node = _conn(ctx, node)
-    r = ctx.run(f"curl -s -o /dev/null -m {int(timeout)} -w '%{{http_code}}' {quote(node_url(node, path))}",
-                conn=conn, quiet=True, timeout=timeout + 30)
-    code = r.stdout.strip()[-3:]
-    return int(code) if code.isdigit() else 0
-
-
-def wait_for_url(ctx: StepContext, node: Node | None, path: str, *, contains: str = "",
-                 timeout: float = START_TIMEOUT) -> str:
-    """Poll <node>:<port><path> from the node until it answers (and holds `contains`); returns the body.
-
-    One shell loop on the node (not one SSH command per try). Fails at once if Tomcat's JVM is gone.
-    """
-    conn, node = _conn(ctx, node)
-    url = quote(node_url(node, path))
-    check = f"printf '%s' \"$body\" | grep -qF -- {quote(contains)}" if contains else "true"
-    script = (
-        f"end=$(( $(date +%s) + {int(timeout)} )); "
-        f"while :; do body=$(curl -sS -m 10 {url} 2>/dev/null) && {check} && "
-        f"{{ printf '%s\\n' \"$body\" | head -c 400; echo; exit 0; }}; "
-        f"[ -n \"$({pids_command(node)})\" ] || {{ echo 'Tomcat is not running' >&2; exit 3; }}; "
-        f"[ $(date +%s) -lt $end ] || exit 4; sleep 1; done"
-    )
-    ctx.log(f"waiting up to {int(timeout)} s for {node_url(node, path)}" + (f" to show {contains}" if contains else ""))
-    r = ctx.run(script, conn=conn, quiet=True, timeout=timeout + 60)
-    if r.ok:
-        return r.stdout.strip()
-    ctx.run(read_catalina_out(node, 'tail -n 30 -- "$1"'), conn=conn, timeout=30)
-    why = "Tomcat's JVM is not running" if r.exit_code == 3 else f"no answer within {int(timeout)} s"
-    raise StepFailed(f"{node_url(node, path)} on {node.name}: {why}. See the end of catalina.out above "
-                     f"({catalina_out(node)}).", exit_code=r.exit_code)
-
-
-# ---- files on a node ----------------------------------------------------------------------------
-
-
-def apply_changes(ctx: StepContext, changes: list[Change], conn: NodeConnection | None = None) -> None:
-    """Step.apply's default (commands run, files written), on `conn` (another node's) if given."""
-    for change in changes:
-        ctx.log(f"→ {change.description}")
-        if change.content is not None:
-            ctx.write_file(change.path, change.content, mode=change.mode, owner=change.owner, conn=conn)
-        if change.command:
-            ctx.run(change.command, timeout=change.timeout, check=True, conn=conn)
-
-
-class NodeStep(Step):
-    """A step on the app servers."""
-
-    def targets(self, cluster):
-        return list(cluster.app_servers())
-
-    def apply(self, ctx, changes):
-        apply_changes(ctx, changes)
-
-
-
-def want_xml(ctx: StepContext, path: str, current: bytes, *edits, what: str, on_node=UNREAD) -> Change | None:
-    """A Change writing `path` when the edits alter it (owned by the service user, not world-readable).
-    `current` is what the edits start from; `on_node`, as in want_file, the file as just read from the node."""
-    try:
-        new = xmledit.edit(current, *edits, what=what)
-    except xmledit.XmlEditError as exc:
-        raise StepFailed(f"{path}: {exc}") from None
-    return ctx.want_file(path, new, mode="0640", owner=OWNER, on_node=on_node)
-
-
-def node_hostname(ctx: StepContext) -> str:
-    name = ctx.run("hostname", quiet=True, check=True, timeout=30).stdout.strip()
-    if not _HOSTNAME.match(name):
-        raise StepFailed(f"The host name of {ctx.node.name} is {name!r}, which is not a plain host name.")
-    return name
-
-
-def node_ip(ctx: StepContext, node: Node | None = None) -> str:
-    """The node's own IP: its address if that is an IP, else the address our SSH session arrived on."""
-    conn, node = _conn(ctx, node)
-    try:
-        return str(ipaddress.ip_address(node.address))
-    except ValueError:
-        pass
-    # sudo (for non-root logins) would drop SSH_CONNECTION: ask without it; this only reads a variable.
-    r = conn.run('echo "$SSH_CONNECTION"', sudo=False, timeout=30)
-    fields = r.stdout.split()
-    if len(fields) == 4:
-        try:
-            return str(ipaddress.ip_address(fields[2]))
-        except ValueError:
-            pass
-    raise StepFailed(f"Could not find the IP address of {node.name} ({node.address}); give its IP as the address.")
-
-
-# ---- steps --------------------------------------------------------------------------------------
-
-
-class _AppServerStep(NodeStep):
-    layer = "tomcat"
+from nodes.models import Artifact
+from nodes.ssh import DIR_OWNER_SH, quote
+
+from . import Change, register
+from .base import AppServerStep, StepFailed
+from .tomcat_tools import (
+    ARCHIVE_MARKER,
+    BASE_DIRS,
+    OWNER,
+    SERVICE_USER,
+    base,
+    conf_source,
+    ensure_user_command,
+    home,
+    server_xml,
+    want_xml,
+)
 
 
 def _archive(cluster) -> Artifact | None:
     return Artifact.objects.filter(cluster=cluster, kind=Artifact.Kind.TOMCAT_ARCHIVE).first()
 
 
+class UnpackArchive(Change):
+    """The cluster's Tomcat archive unpacked as the node's CATALINA_HOME (`path`), the old one kept aside."""
+
+    def apply(self, ctx, conn=None):
+        node, art = ctx.node, _archive(ctx.cluster)
+        h = home(node)
+        ctx.log(f"→ uploading {art.original_name} ({art.size} bytes)")
+        # The archive waits in a private directory: between its checksum and tar, nobody can swap it.
+        with art.file.open("rb") as fh, ctx.conn.staged(fh) as staging:
+            script = "; ".join([
+                "set -e",
+                f"echo {quote(art.sha256 + '  ' + staging)} | sha256sum -c --quiet -",
+                f"mkdir -p {quote(h.rsplit('/', 1)[0] or '/')}",
+                f"new=$(mktemp -d {quote(h + '.jcc-new-XXXXXX')})",
+                # Tomcat's archives hold one top directory (apache-tomcat-X/); tar detects the compression itself.
+                f"tar -xf {quote(staging)} -C \"$new\" --strip-components=1 --no-same-owner",
+                "test -f \"$new\"/bin/catalina.sh || { echo 'the archive holds no apache-tomcat-*/bin/catalina.sh' "
+                ">&2; rm -rf \"$new\"; exit 3; }",
+                "chmod 0755 \"$new\" \"$new\"/bin/*.sh",
+                f"echo {quote(art.sha256)} > \"$new\"/{ARCHIVE_MARKER}",
+                f"if [ -e {quote(h)} ]; then mv -T {quote(h)} \"$(mktemp -u {quote(h + '.bak-XXXXXX')})\"; fi",
+                f"mv -T \"$new\" {quote(h)}",
+            ])
+            ctx.run(script, check=True, timeout=300)
+
+
 @register
-class TomcatInstall(_AppServerStep):
+class TomcatInstall(AppServerStep):
+    layer = "tomcat"
     key = "tomcat.install"
     title = "Tomcat installed (CATALINA_HOME)"
     hint = ("Give the node an installed Tomcat (CATALINA_HOME, e.g. /usr/share/tomcat10) or upload the "
@@ -349,30 +97,8 @@ class TomcatInstall(_AppServerStep):
                              "apache-tomcat-X.tar.gz, or set CATALINA_HOME to an installed Tomcat.")
         if f"archive={art.sha256}" in state and "catalina" in state:
             return []
-        return [Change(f"unpack {art.original_name} into {home(node)}", command="", path=home(node),
-                       diff=f"archive sha256 {art.sha256}")]
-
-    def apply(self, ctx, changes):
-        node, art = ctx.node, _archive(ctx.cluster)
-        h = home(node)
-        ctx.log(f"→ uploading {art.original_name} ({art.size} bytes)")
-        # The archive waits in a private directory: between its checksum and tar, nobody can swap it.
-        with art.file.open("rb") as fh, ctx.conn.staged(fh) as staging:
-            script = "; ".join([
-                "set -e",
-                f"echo {quote(art.sha256 + '  ' + staging)} | sha256sum -c --quiet -",
-                f"mkdir -p {quote(h.rsplit('/', 1)[0] or '/')}",
-                f"new=$(mktemp -d {quote(h + '.jcc-new-XXXXXX')})",
-                # Tomcat's archives hold one top directory (apache-tomcat-X/); tar detects the compression itself.
-                f"tar -xf {quote(staging)} -C \"$new\" --strip-components=1 --no-same-owner",
-                "test -f \"$new\"/bin/catalina.sh || { echo 'the archive holds no apache-tomcat-*/bin/catalina.sh' "
-                ">&2; rm -rf \"$new\"; exit 3; }",
-                "chmod 0755 \"$new\" \"$new\"/bin/*.sh",
-                f"echo {quote(art.sha256)} > \"$new\"/{ARCHIVE_MARKER}",
-                f"if [ -e {quote(h)} ]; then mv -T {quote(h)} \"$(mktemp -u {quote(h + '.bak-XXXXXX')})\"; fi",
-                f"mv -T \"$new\" {quote(h)}",
-            ])
-            ctx.run(script, check=True, timeout=300)
+        return [UnpackArchive(f"unpack {art.original_name} into {home(node)}", path=home(node),
+                              diff=f"archive sha256 {art.sha256}")]
 
     def verify(self, ctx):
         h = home(ctx.node)
@@ -387,24 +113,36 @@ class TomcatInstall(_AppServerStep):
                 ctx.log(f"{h}: {line}")
 
 
-def conf_source(ctx: StepContext) -> str:
-    """Where a fresh base gets its conf: <home>/conf, or Debian's <home>/etc (its conf lives in /etc/tomcatN)."""
-    h = home(ctx.node)
-    r = ctx.run(f"test -f {quote(h + '/conf/server.xml')} && echo conf; "
-                f"test -f {quote(h + '/etc/server.xml')} && echo etc; true", quiet=True, timeout=30)
-    found = r.stdout.split()
-    if "conf" in found:
-        return f"{h}/conf"
-    if "etc" in found:
-        return f"{h}/etc"
-    raise StepFailed(f"Neither {h}/conf/server.xml nor {h}/etc/server.xml exists on {ctx.node.name}.")
+# Creates the base (root, in a root-only parent, then given to the service user; or the service user itself
+# when the parent is its own), then the service user adds the missing directories and conf files: root
+# never writes into the base, where that user could have swapped a directory for a link. The conf files
+# come from a private copy root made (the distribution's may be readable by root alone).
+_CREATE_BASE_SH = r"""set -e
+P=${B%/*}; [ -n "$P" ] || P=/
+if [ ! -e "$B" ] && [ ! -L "$B" ]; then
+  U=$(dir_owner "$P")
+  if [ "$U" = root ]; then mkdir -p -- "$B"; chown -h "$OWNER" -- "$B"
+  elif [ "$U" = "$SU" ]; then runuser -u "$SU" -- mkdir -p -- "$B"
+  else echo "$P belongs to $U: create $B there by hand, owned by $SU" >&2; exit 5; fi
+fi
+if [ -L "$B" ] || [ ! -d "$B" ] || [ "$(stat -c %U -- "$B")" != "$SU" ]; then
+  echo "$B is not a directory of $SU" >&2; exit 5; fi
+S=$(mktemp -d); trap 'rm -rf -- "$S"' EXIT
+cp -R -- "$SRC/." "$S/conf"; chown -hR "$OWNER" -- "$S/conf"; chmod 0711 -- "$S"
+runuser -u "$SU" -- sh -c 'set -e; cd -- "$1"; C=$2; shift 2; mkdir -p -- "$@"
+  for f in "$C"/* "$C"/.[!.]*; do [ -e "$f" ] || continue; n=${f##*/}
+    [ -e "conf/$n" ] || [ -L "conf/$n" ] || cp -R -- "$f" conf/; done' sh "$B" "$S/conf" """ + " ".join(BASE_DIRS)
+
+
+def create_base_command(b: str, src: str) -> str:
+    return f"B={quote(b)}; SRC={quote(src)}; SU={SERVICE_USER}; OWNER={OWNER}\n{DIR_OWNER_SH}\n{_CREATE_BASE_SH}"
 
 
 @register
-class TomcatBase(_AppServerStep):
+class TomcatBase(AppServerStep):
+    layer = "tomcat"
     key = "tomcat.base"
     title = "Tomcat base (CATALINA_BASE), service user, HTTP port"
-    depends_on = ("tomcat.install",)
     hint = "Check the CATALINA_BASE path and that its filesystem is writable; see the step's log."
 
     def probe(self, ctx):
@@ -419,13 +157,14 @@ class TomcatBase(_AppServerStep):
             + f" for f in {quote(src)}/*; do [ -e {quote(b)}/conf/\"$(basename \"$f\")\" ] || basename \"$f\"; done",
             quiet=True, timeout=30,
         ).stdout.split()
+        foreign = ctx.run(f"test -d {quote(b)} && find {quote(b)} -maxdepth 2 ! -user {SERVICE_USER} -print "
+                          "| head -n 5; true", quiet=True, timeout=60).stdout.split()
+        if foreign:
+            # A base someone else made: given to the service user before it adds what is missing.
+            changes.append(Change(f"give {b} to {SERVICE_USER} ({', '.join(foreign)} …)",
+                                  command=f"chown -R -h {OWNER} {quote(b)}"))
         if missing:
-            changes.append(Change(
-                f"create {b} ({', '.join(missing)})",
-                command=f"mkdir -p {' '.join(quote(b + '/' + d) for d in BASE_DIRS)}; "
-                        f"for f in {quote(src)}/*; do n=$(basename \"$f\"); "
-                        f"[ -e {quote(b)}/conf/\"$n\" ] || cp -R \"$f\" {quote(b)}/conf/; done",
-            ))
+            changes.append(Change(f"create {b} ({', '.join(missing)})", command=create_base_command(b, src)))
         on_node = ctx.read_file(server_xml(node))
         current = on_node or ctx.read_file(f"{src}/server.xml")
         xml = want_xml(ctx, server_xml(node), current, xmledit.set_http_port(node.http_port),
@@ -433,11 +172,6 @@ class TomcatBase(_AppServerStep):
         if xml:
             xml.description = f"set HTTP port {node.http_port} and drop the AprLifecycleListener in server.xml"
             changes.append(xml)
-        foreign = ctx.run(f"test -d {quote(b)} && find {quote(b)} -maxdepth 2 ! -user {SERVICE_USER} -print "
-                          "| head -n 5; true", quiet=True, timeout=60).stdout.split()
-        if changes or foreign:
-            changes.append(Change(f"give {b} to {SERVICE_USER}" + (f" ({', '.join(foreign)} …)" if foreign else ""),
-                                  command=f"chown -R -h {OWNER} {quote(b)}"))
         return changes
 
     def verify(self, ctx):
@@ -451,8 +185,3 @@ class TomcatBase(_AppServerStep):
         if summary["http_port"] != node.http_port or summary["apr_listener"]:
             raise StepFailed(f"{server_xml(node)} does not hold HTTP port {node.http_port} without the APR listener.")
 
-
-__all__ = [
-    "OWNER", "SERVICE_USER", "base", "catalina_out", "current_fingerprint", "http_check", "home", "is_running",
-    "node_ip", "node_url", "restart", "server_xml", "start", "stop", "stored_fingerprint", "wait_for_url",
-]

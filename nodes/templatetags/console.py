@@ -1,6 +1,6 @@
 from django import template
 
-from nodes import ssh
+from nodes import models, ssh
 
 register = template.Library()
 
@@ -28,3 +28,9 @@ def filesize(n) -> str:
 @register.filter
 def role(name: str) -> str:
     return name.replace("_", " ")
+
+
+@register.filter
+def health_css(state: str) -> str:
+    """A health state's colour class, as every status badge draws it."""
+    return models.health_css(state)

@@ -120,7 +120,7 @@ def test_app_http_passes_when_something_answers(cluster, light_testbed):
     light_testbed.host_exec(
         "app1", "setsid python3 -m http.server 8080 --bind 0.0.0.0 --directory /tmp </dev/null >/dev/null 2>&1 &")
     try:
-        wait_for(lambda: checklist.check_app_http(cluster, cluster.nodes.get(name="app1")).ok,
+        wait_for(lambda: checklist.app_answers_http(cluster, cluster.nodes.get(name="app1")).ok,
                  message="the HTTP server on app1")
         r = result(checklist.run_now(cluster), "app_http", "app1")
         assert r.status == "pass" and "answers HTTP 200" in r.found

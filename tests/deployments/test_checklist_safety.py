@@ -58,7 +58,7 @@ def test_shared_directory_check_writes_nothing_through_planted_symlinks(light_te
              f"    os.symlink('/etc/jcc-victim-check', '{WFLOW}/.jcc-check-app1-%d' % p)")
     tb.host_exec("app1", ["runuser", "-u", "tomcat", "--", "python3", "-c", plant], check=True)
     try:
-        outcome = checklist.check_shared_directory(cluster, cluster.nodes.get(name="app1"))
+        outcome = checklist.shared_directory_writable(cluster, cluster.nodes.get(name="app1"))
         assert outcome.ok and "writable" in outcome.found
         assert tb.host_exec("app1", "test -e /etc/jcc-victim-check").returncode == 1
     finally:

@@ -6,9 +6,10 @@ from types import SimpleNamespace
 import pytest
 from django.core.exceptions import ValidationError
 
-from deployments.logbuffer import masker
 from deployments.steps import database as d
+from deployments.steps import mysql as m
 from nodes import validators
+from nodes.secrets import masker
 from nodes.ssh import Result
 
 
@@ -22,8 +23,8 @@ def test_a_password_with_a_unicode_line_separator_never_shows_in_the_log(monkeyp
     monkeypatch.setattr(d, "shared_database", lambda cluster: SimpleNamespace(password=password))
     monkeypatch.setattr(d, "run_client", lambda ctx, source, **kw: Result(0, "", ""))
     ctx = SimpleNamespace(cluster=None, log=logged.append)
-    d.Schema().apply(ctx, [d.SqlChange("create the user", sql=d.create_user_sql("joget", password)),
-                           d.SqlChange("set its password", sql=d.password_sql("10.11.6-MariaDB", "joget", password))])
+    d.Schema().apply(ctx, [d.SqlChange("create the user", sql=m.create_user_sql("joget", password)),
+                           d.SqlChange("set its password", sql=m.password_sql("10.11.6-MariaDB", "joget", password))])
     shown = "\n".join(masker([password])(line) for line in logged)
     assert "SQL: CREATE USER 'joget'@'%' IDENTIFIED BY '********';" in shown
     assert "FirstHalf" not in shown and "SecondHalf" not in shown

@@ -19,7 +19,7 @@ from jproperties import Properties
 
 from deployments import engine
 from deployments.models import LogLine, StepRun
-from deployments.steps import database as d
+from deployments.steps import mysql as m
 from nodes.inventory import load_inventory, register_artifact
 from nodes.models import SharedDatabase
 from tests.conftest import wait_for
@@ -101,7 +101,7 @@ def assert_ran_nothing(tb) -> None:
 def assert_never_stored(deployments, password: str) -> None:
     """Neither the password nor any piece of it that would only come from it (the canary's name), nor its SQL
     literal, in a log line, a step message or a stored change (diffs)."""
-    forms = [password, d.sql_string(password), d.option_value(password), Path(CANARY).name]
+    forms = [password, m.sql_string(password), m.option_value(password), Path(CANARY).name]
     for dep in deployments:
         texts = list(LogLine.objects.filter(run__deployment=dep).values_list("text", flat=True))
         texts += [f"{r.message}\n{json.dumps(r.changes, ensure_ascii=False)}" for r in dep.runs.all()]

@@ -20,8 +20,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from deployments.models import Artifact
-from nodes.models import Cluster
+from nodes.models import Artifact, Cluster
 from tests.conftest import ROOT, worker_database_url
 
 SIZE = 300 * 1024 * 1024

@@ -18,8 +18,8 @@ def test_dependencies_outside_the_plan_are_ignored():
 
 @pytest.mark.django_db
 def test_cluster_secrets_holds_every_login_and_password_of_the_cluster_and_nothing_of_another():
-    from deployments.engine import cluster_secrets
     from nodes.models import Cluster, Credential, Node, SharedDatabase
+    from nodes.secrets import cluster_secrets
 
     default = Credential.objects.create(name="default", kind="password", password="default-pw-1")
     own = Credential.objects.create(name="own", kind="key", private_key="k", passphrase="own-passphrase-2")
@@ -33,3 +33,15 @@ def test_cluster_secrets_holds_every_login_and_password_of_the_cluster_and_nothi
 
     assert sorted(cluster_secrets(c)) == sorted(["joget-admin-3", "default-pw-1", "own-passphrase-2", "db-pw-4"])
     assert cluster_secrets(c2) == ["other-cluster-pw"]
+
+
+def test_the_plan_table_in_docs_is_the_plan_in_code():
+    from pathlib import Path
+
+    from deployments.steps import PLAN, get_step
+
+    text = Path(__file__).resolve().parents[2].joinpath("docs", "steps.md").read_text()
+    table = text.split("## The plan (keys and dependencies)", 1)[1].strip().splitlines()
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:] if line.startswith("|")]
+    assert rows == [[key, where, ", ".join(deps)] for key, where, deps in PLAN]
+    assert all(get_step(key).depends_on == deps for key, _where, deps in PLAN)

@@ -6,10 +6,11 @@ import pytest
 from django.core.files import File
 
 from deployments import engine
-from deployments.models import Artifact, LogLine, StepRun
+from deployments.models import LogLine, StepRun
 from deployments.steps import database as d
+from deployments.steps import mysql as m
 from nodes.inventory import load_inventory
-from nodes.models import SharedDatabase
+from nodes.models import Artifact, SharedDatabase
 from tests.conftest import wait_for
 
 S = StepRun.Status
@@ -22,25 +23,25 @@ AWKWARD = "n3w 'pw' \"q\" $HOME `id` ; # \\ back\\slash\\"
 # -- pure functions ----------------------------------------------------------------------------------
 
 def test_sql_string_escapes_backslash_and_quote():
-    assert d.sql_string("a'b\\c") == "'a''b\\\\c'"
-    assert d.sql_string('$x "y" `z`') == "'$x \"y\" `z`'"
-    assert d.account("joget") == "'joget'@'%'"
-    assert d.sql_ident("jw`db") == "`jw``db`"
+    assert m.sql_string("a'b\\c") == "'a''b\\\\c'"
+    assert m.sql_string('$x "y" `z`') == "'$x \"y\" `z`'"
+    assert m.account("joget") == "'joget'@'%'"
+    assert m.sql_ident("jw`db") == "`jw``db`"
 
 
 def test_redacted_sql_hides_the_password_literal():
-    sql = d.create_user_sql("joget", "a'b")
-    assert d.redact(sql, "a'b") == "CREATE USER 'joget'@'%' IDENTIFIED BY '********';"
+    sql = m.create_user_sql("joget", "a'b")
+    assert m.mask_sql(sql, "a'b") == "CREATE USER 'joget'@'%' IDENTIFIED BY '********';"
 
 
 def test_option_file_escapes_for_mysys():
-    assert d.option_value('a"b\\c #d') == '"a\\"b\\\\c #d"'
-    assert d.client_option_file("p w") == '[client]\npassword="p w"\n'
+    assert m.option_value('a"b\\c #d') == '"a\\"b\\\\c #d"'
+    assert m.client_option_file("p w") == '[client]\npassword="p w"\n'
 
 
 def test_native_password_hash_matches_the_servers():
     # SELECT PASSWORD('password') on MySQL 5.x / MariaDB.
-    assert d.native_password_hash("password") == "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
+    assert m.native_password_hash("password") == "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
 
 
 @pytest.mark.parametrize("version, statement", [
@@ -52,20 +53,20 @@ def test_native_password_hash_matches_the_servers():
     ("10.11.19-MariaDB-0+deb12u1", "ALTER USER 'joget'@'%' IDENTIFIED BY 'x''y';"),
 ])
 def test_password_change_syntax_follows_the_version(version, statement):
-    assert d.password_sql(version, "joget", "x'y") == statement
+    assert m.password_sql(version, "joget", "x'y") == statement
 
 
 def test_create_and_grant_work_from_mysql_55_to_8():
-    assert d.create_user_sql("joget", "p") == "CREATE USER 'joget'@'%' IDENTIFIED BY 'p';"
-    grant = d.grant_sql("jwdb", "joget")
+    assert m.create_user_sql("joget", "p") == "CREATE USER 'joget'@'%' IDENTIFIED BY 'p';"
+    grant = m.grant_sql("jwdb", "joget")
     assert grant == "GRANT ALL PRIVILEGES ON `jwdb`.* TO 'joget'@'%';"
     assert "IDENTIFIED" not in grant  # MySQL 8 refuses IDENTIFIED BY inside GRANT
 
 
 def test_schema_tables_of_the_fixture_and_the_reference():
-    assert d.schema_tables(FIXTURE.read_text()) == {"dir_user", "dir_group", "app_app", "wf_audit_trail"}
+    assert m.schema_tables(FIXTURE.read_text()) == {"dir_user", "dir_group", "app_app", "wf_audit_trail"}
     if REFERENCE.exists():
-        assert len(d.schema_tables(REFERENCE.read_text())) == 114
+        assert len(m.schema_tables(REFERENCE.read_text())) == 114
 
 
 def test_defaults_and_listening_sockets_are_parsed():
@@ -112,9 +113,9 @@ def test_datadir_initialization_per_flavour():
 
 
 def test_client_errors_are_explained():
-    msg = d.explain_client_error("ERROR 2002 (HY000): Can't connect to server on '10.0.0.5' (115)\n", "app1")
+    msg = m.explain_client_error("ERROR 2002 (HY000): Can't connect to server on '10.0.0.5' (115)\n", "app1")
     assert msg.startswith("app1: ERROR 2002") and "bind-address" in msg
-    assert "GRANT ALL" in d.explain_client_error("ERROR 1142 (42000) at line 6: ALTER command denied", "x")
+    assert "GRANT ALL" in m.explain_client_error("ERROR 1142 (42000) at line 6: ALTER command denied", "x")
     verify = d.Verify()
     assert "(alter failed)" in verify._failure("ERROR 1142 (42000) at line 6: ALTER command denied to user", "w")
     sql = verify.scratch_sql("app-1").splitlines()

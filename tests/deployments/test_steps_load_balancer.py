@@ -94,11 +94,11 @@ def test_default_site_shadows_only_on_its_port():
     assert not lbstep.default_site_shadows(None, 80)
 
 
-def test_post_test_uses_tomcat_py_control_when_it_has_it(monkeypatch):
-    from deployments.steps import tomcat
+def test_post_test_uses_tomcat_tools_control(monkeypatch):
+    from deployments.steps import tomcat_tools as tomcat
 
     asked = []
-    monkeypatch.setattr(tomcat, "is_running", lambda ctx, node: None)
+    monkeypatch.setattr(tomcat, "running_pid", lambda ctx, node: None)
     monkeypatch.setattr(tomcat, "http_check", lambda ctx, node, path: asked.append(path) or 200)
     ctx = StepContext(cluster=Cluster(name="c", context_path="/jw"), node=None, conn=None, log=print,
                       emit=print, connect=None)
@@ -152,7 +152,6 @@ def test_post_test_helpers():
     check = post_test.Check("sticky", True, "5 requests on node01, counts 1-5")
     assert check.as_change().description == "✓ sticky: 5 requests on node01, counts 1-5"
     assert post_test.Check("failover", False, "x").line == "✗ failover: x"
-    assert post_test._process_pattern(Node(catalina_base="/opt/a.b+c")) == "[-]Dcatalina[.]base=/opt/a[.]b[+]c( |$)"
 
 
 # -- full tests: Apache on the testbed's lb, Python stand-ins behind it --------------------------------
@@ -182,7 +181,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # A flag file in the shared dir makes replication late, once: a session's later changes stay
         # private to its node, and the node that takes the session over reads the first copy (then clears the flag).
         private = "/opt/joget/private-sessions"
-        stale = os.path.join(os.path.dirname(SHARED), "standin-stale-once")
+        stale = os.path.join(SHARED, "standin-stale-once")  # in a directory of the service user, who removes it
         late = os.path.exists(stale)
         where = private if os.path.exists("/opt/joget/standin-private") else SHARED
         os.makedirs(where, exist_ok=True)
@@ -223,17 +222,23 @@ servers[0].serve_forever()
 '''
 
 FAKE_CATALINA = """#!/bin/sh
-# Fake catalina.sh for the load balancer tests: `start` runs the Python stand-in, detached.
-[ "$1" = start ] || exit 2
-setsid python3 {home}/standin.py -Dcatalina.base="$CATALINA_BASE" route={route} ports={ports} \\
-  sessions=/opt/joget/wflow/standin-sessions pidfile={pidfile} </dev/null >>/tmp/standin.log 2>&1 &
-echo "Tomcat started."
+# Fake catalina.sh for the load balancer tests: `start` runs the Python stand-in, detached, as a process
+# named java with -Dcatalina.base in its argv (what the console's Tomcat control looks for); `stop` ends it.
+case "$1" in
+start)
+  setsid {home}/bin/java {home}/standin.py -Dcatalina.base="$CATALINA_BASE" route={route} ports={ports} \\
+    sessions=/opt/joget/wflow/standin-sessions pidfile={pidfile} </dev/null >>"$CATALINA_BASE/logs/catalina.out" 2>&1 &
+  echo "Tomcat started.";;
+stop) [ -f "$CATALINA_PID" ] && kill "$(cat "$CATALINA_PID")"; exit 0;;
+*) exit 2;;
+esac
 """
 
 
 def _start_standin(tb, host):
     env = f"CATALINA_HOME={FAKE_HOME} CATALINA_BASE={STANDIN_BASE}"
-    tb.host_exec(host, f"{env} {FAKE_HOME}/bin/catalina.sh start", check=True)
+    tb.host_exec(host, f"cd {STANDIN_BASE} && runuser -u tomcat -- env {env} {FAKE_HOME}/bin/catalina.sh start",
+                 check=True)
     address = tb.address(host)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -242,7 +247,8 @@ def _start_standin(tb, host):
             return
         except OSError:
             time.sleep(0.1)
-    pytest.fail(f"stand-in on {host} did not answer: {tb.host_exec(host, 'cat /tmp/standin.log').stdout}")
+    log = tb.host_exec(host, f"cat {STANDIN_BASE}/logs/catalina.out").stdout
+    pytest.fail(f"stand-in on {host} did not answer: {log}")
 
 
 def _stop_standin(tb, host):
@@ -255,7 +261,12 @@ def standins(full_testbed):
     tb = full_testbed
     for host in tb.app_servers:
         route = tb.node(host)["jvm_route"]
-        tb.host_exec(host, f"mkdir -p {FAKE_HOME}/bin {STANDIN_BASE}; rm -f /opt/joget/standin-private; "
+        # The stand-in runs as the service user, like Tomcat: its base and session directories are that user's.
+        tb.host_exec(host, f"mkdir -p {FAKE_HOME}/bin {STANDIN_BASE}/temp {STANDIN_BASE}/logs "
+                           "/opt/joget/private-sessions /opt/joget/wflow/standin-sessions; "
+                           f"chown -R tomcat:tomcat {STANDIN_BASE} /opt/joget/private-sessions "
+                           "/opt/joget/wflow/standin-sessions; rm -f /opt/joget/standin-private; "
+                           f"ln -sfn \"$(command -v python3)\" {FAKE_HOME}/bin/java; "
                            f"cat > {FAKE_HOME}/standin.py", input=STANDIN_PY, check=True)
         script = FAKE_CATALINA.format(home=FAKE_HOME, route=route, ports=",".join(map(str, STANDIN_PORTS)),
                                       pidfile=PIDFILE)
@@ -492,12 +503,6 @@ class _Ctx:
 
 
 @pytest.fixture
-def own_tomcat_control(monkeypatch):
-    """The step's own Tomcat control, which works on the fake catalina.sh (tomcat.py's may expect a real one)."""
-    monkeypatch.setattr(post_test, "tomcat_control", lambda ctx: dict(post_test.FALLBACKS))
-
-
-@pytest.fixture
 def deployed(cluster):
     dep, _ = _deploy(cluster)
     assert dep.status == "succeeded", _failure(dep)
@@ -522,7 +527,7 @@ def _run_post_test(cluster):
 
 @pytest.mark.full
 @pytest.mark.django_db(transaction=True)
-def test_post_test_sees_sticky_sessions_failover_and_rejoin(deployed, standins, own_tomcat_control):
+def test_post_test_sees_sticky_sessions_failover_and_rejoin(deployed, standins):
     tb = standins
     pids = {h: tb.host_exec(h, f"cat {PIDFILE}").stdout for h in tb.app_servers}
     lines, error, _ = _run_post_test(deployed)
@@ -544,7 +549,7 @@ def test_post_test_sees_sticky_sessions_failover_and_rejoin(deployed, standins, 
 
 @pytest.mark.full
 @pytest.mark.django_db(transaction=True)
-def test_post_test_names_the_failed_check_and_restarts_the_node(deployed, standins, own_tomcat_control):
+def test_post_test_names_the_failed_check_and_restarts_the_node(deployed, standins):
     tb = standins
     for host in tb.app_servers:  # sessions no longer shared: as if replication were off
         tb.host_exec(host, "touch /opt/joget/standin-private")
@@ -563,9 +568,9 @@ def test_post_test_names_the_failed_check_and_restarts_the_node(deployed, standi
 
 @pytest.mark.full
 @pytest.mark.django_db(transaction=True)
-def test_late_replication_gets_one_second_try_and_both_findings_are_shown(deployed, standins, own_tomcat_control):
+def test_late_replication_gets_one_second_try_and_both_findings_are_shown(deployed, standins):
     tb = standins
-    flag = "/opt/joget/wflow/standin-stale-once"
+    flag = "/opt/joget/wflow/standin-sessions/standin-stale-once"
     tb.host_exec(tb.app_servers[0], f"touch {flag}", check=True)
     try:
         lines, error, _ = _run_post_test(deployed)

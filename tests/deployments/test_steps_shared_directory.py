@@ -119,7 +119,7 @@ def test_existing_share_verifies_and_leaves_nothing_behind(cluster, full_testbed
     assert "[app2] read the tokens of app1, app2" in texts
     assert any("is one shared, writable directory" in t for t in texts)
     for host in full_testbed.app_servers:
-        left = full_testbed.host_exec(host, f"ls -A /opt/joget/wflow | grep '^{sd.TOKEN_PREFIX}' || true").stdout
+        left = full_testbed.host_exec(host, f"ls -A /opt/joget/wflow | grep '^{sd.CHECK_FILE_PREFIX}' || true").stdout
         assert left == "", f"token files left on {host}"
 
 

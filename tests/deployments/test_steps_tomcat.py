@@ -7,7 +7,8 @@ import pytest
 
 from deployments import engine
 from deployments.models import StepRun
-from deployments.steps import StepContext, StepFailed, replication, tomcat
+from deployments.steps import StepContext, StepFailed, replication
+from deployments.steps import tomcat_tools as tomcat
 from nodes import ssh
 from nodes.inventory import load_inventory, register_artifact
 from nodes.models import Node
@@ -132,15 +133,15 @@ def test_tomcat_from_the_uploaded_archive_with_its_own_base_starts_and_stops(ful
     with ssh.open_connection(node) as conn:
         ctx = StepContext(cluster=cluster, node=node, conn=conn, log=lines.append,
                           emit=lambda stream, line: lines.append(line), connect=lambda other: conn)
-        assert tomcat.is_running(ctx) is None
+        assert tomcat.running_pid(ctx) is None
         tomcat.start(ctx)
-        pid = tomcat.is_running(ctx)
+        pid = tomcat.running_pid(ctx)
         assert pid and "Tomcat started." in lines
         assert tomcat.http_check(ctx) == 404  # Tomcat answers; this base has no ROOT application
         owner = tb.host_exec("app1", f"ps -o user= -p {pid}").stdout.strip()
         assert owner == "tomcat"
         tomcat.stop(ctx)
-        assert tomcat.is_running(ctx) is None
+        assert tomcat.running_pid(ctx) is None
         assert tomcat.http_check(ctx) == 0
         tomcat.stop(ctx)  # stopping a stopped Tomcat is fine
     assert "Tomcat is not running on app1." in lines

@@ -2,13 +2,17 @@
 symlinks at every fixed name the steps used (pid file, start fingerprint, temp and backup names, WAR staging), and
 files it links to a root-only file are not shown (catalina.out, server.xml)."""
 
+import hashlib
+import subprocess
+
 import pytest
 
 from deployments import engine
 from deployments.models import LogLine
-from deployments.steps import StepContext, tomcat
+from deployments.steps import StepContext, StepFailed, get_step
+from deployments.steps import tomcat_tools as tomcat
 from nodes import health, ssh
-from nodes.inventory import load_inventory
+from nodes.inventory import load_inventory, register_artifact
 from nodes.models import CatalinaTail, Node
 from tests.conftest import wait_for
 
@@ -86,10 +90,10 @@ def test_start_and_stop_write_no_planted_symlink_and_catalina_out_is_not_shown(b
         ctx = StepContext(cluster=cluster, node=node, conn=conn, log=lambda text: None,
                           emit=lambda stream, text: None, connect=lambda other: conn)
         tomcat.start(ctx)
-        assert tomcat.is_running(ctx)
+        assert tomcat.running_pid(ctx)
         as_tomcat(tb, "ln -sf /etc/jcc-victim-pid temp/catalina.pid")
         tomcat.stop(ctx)
-        assert tomcat.is_running(ctx) is None
+        assert tomcat.running_pid(ctx) is None
         assert victims(tb) == []
         assert tb.host_exec("app1", f"stat -c '%F %U' {BASE}/.jcc-started").stdout.strip() == "regular file tomcat"
 
@@ -109,4 +113,66 @@ def test_the_war_upload_writes_no_planted_symlink(base, full_testbed):
     dep = deploy(cluster, ["joget.war"])
     assert dep.status == "succeeded", explain(dep)
     assert victims(tb) == []
+    assert tb.host_exec("app1", f"stat -c '%F %U' {BASE}/webapps/jw.war").stdout.strip() == "regular file tomcat"
+
+
+def shown_by(dep) -> str:
+    """What a deployment shows: its changes (diffs) and every log line."""
+    return str([r.changes for r in dep.runs.all()]) + " ".join(
+        LogLine.objects.filter(run__deployment=dep).values_list("text", flat=True))
+
+
+def test_the_tomcat_archive_is_never_staged_at_a_name_someone_could_plant(cluster, full_testbed, tmp_path):
+    tb = full_testbed
+    archive = tmp_path / "apache-tomcat-10.1-test.tar.gz"
+    subprocess.run(["tar", "-czhf", str(archive), "--transform", "s,^usr/share/tomcat10,apache-tomcat-10.1-test,",
+                    "-C", "/", "usr/share/tomcat10"], check=True)
+    art = register_artifact(cluster, "tomcat_archive", archive)
+    Node.objects.filter(cluster=cluster, is_app_server=True).update(catalina_home="")
+    # The name the archive was once staged at (fixed, in /tmp), made a symlink by the service user beforehand.
+    old = f"/tmp/jcc-tomcat-{art.sha256[:16]}.tar"
+    r = tb.host_exec("app1", ["runuser", "-u", "tomcat", "--", "ln", "-sfn", "/etc/jcc-victim-tar", old])
+    assert r.returncode == 0, r.stderr
+    try:
+        dep = deploy(cluster, ["tomcat.install"])
+        assert dep.status == "succeeded", explain(dep)
+        assert victims(tb) == []
+        assert tb.host_exec("app1", f"stat -c '%F %U' {old}").stdout.strip() == "symbolic link tomcat"
+    finally:
+        tb.host_exec("app1", f"rm -f {old}")
+
+
+def test_a_conf_directory_swapped_for_a_link_gets_no_file_from_root(base, full_testbed):
+    tb, cluster = full_testbed, base
+    step = get_step("tomcat.base")
+    node = Node.objects.get(cluster=cluster, name="app1")
+    as_tomcat(tb, "rm conf/logging.properties conf/web.xml")  # something for the step to copy again
+    before = set(tb.host_exec("app1", "ls -A /etc").stdout.split())
+    with ssh.open_connection(node) as conn:
+        ctx = StepContext(cluster=cluster, node=node, conn=conn, log=lambda text: None,
+                          emit=lambda stream, text: None, connect=lambda other: conn)
+        changes = step.probe(ctx)
+        assert any(c.description.startswith(f"create {BASE}") for c in changes)
+        # Between the probe and the copy, the service user makes conf/ a link to /etc.
+        as_tomcat(tb, "mv conf conf.away && ln -s /etc conf")
+        try:
+            step.apply(ctx, changes)
+        except StepFailed:
+            pass  # refusing is right; writing into /etc is not
+    assert set(tb.host_exec("app1", "ls -A /etc").stdout.split()) - before == set()
+    assert tb.host_exec("app1", "stat -c %U /etc").stdout.strip() == "root"
+
+
+def test_the_war_checksum_is_not_read_through_a_planted_link(base, full_testbed):
+    tb, cluster = full_testbed, base
+    # jw.war linked to a root-only file: its checksum (what root would read there) is shown in the diff.
+    as_tomcat(tb, "ln -sf /etc/jcc-secret webapps/jw.war")
+    secret_sha = hashlib.sha256(f"{SECRET}\n".encode()).hexdigest()
+    dry = deploy(cluster, ["joget.war"], dry_run=True)
+    assert dry.status == "succeeded", explain(dry)
+    assert secret_sha not in shown_by(dry)
+    dep = deploy(cluster, ["joget.war"])
+    assert dep.status == "succeeded", explain(dep)
+    assert secret_sha not in shown_by(dep)
+    assert tb.host_exec("app1", "cat /etc/jcc-secret").stdout.strip() == SECRET
     assert tb.host_exec("app1", f"stat -c '%F %U' {BASE}/webapps/jw.war").stdout.strip() == "regular file tomcat"

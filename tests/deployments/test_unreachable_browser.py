@@ -7,7 +7,7 @@ from django.utils import timezone
 from deployments.models import Deployment, StepRun
 from deployments.steps import get_step
 from nodes import health
-from nodes.models import CheckState, Cluster, Node
+from nodes.models import CheckState, Cluster, HealthState, Node
 from tests.browser_plugin import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
@@ -34,11 +34,11 @@ def outage():
         run("tomcat.base", 1, node, S.SKIPPED, "Skipped: tomcat.install on app2 did not succeed (failed).")
         run("joget.setenv", 2, node, S.SKIPPED, "Skipped: tomcat.base on app1 did not succeed (skipped).")
     now = timezone.now()
-    CheckState.objects.create(cluster=cluster, node=app2, key="ssh", state=health.S.BAD, since=now, detail=DOWN)
+    CheckState.objects.create(cluster=cluster, node=app2, key="ssh", state=HealthState.BAD, since=now, detail=DOWN)
     for key in ("load", "memory", "disk", "wflow", "tomcat", "replication", "servers_json"):
         CheckState.objects.create(cluster=cluster, node=app2, key=key, state=health.S.UNKNOWN, since=now,
                                   detail="not checked: no SSH session")
-    CheckState.objects.create(cluster=cluster, node=app2, key="http", state=health.S.BAD, since=now,
+    CheckState.objects.create(cluster=cluster, node=app2, key="http", state=HealthState.BAD, since=now,
                               detail="connection refused")
     CheckState.objects.create(cluster=cluster, node=app1, key="ssh", state=health.S.OK, since=now, detail="ok")
     return dep

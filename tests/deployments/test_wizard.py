@@ -6,8 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from deployments.models import Artifact, WizardState
-from nodes.models import Cluster, Node
+from deployments.models import WizardState
+from nodes.models import Artifact, Cluster, Node
 
 pytestmark = pytest.mark.django_db
 

@@ -4,9 +4,10 @@ opens the navigation the sidebar holds on a wide screen."""
 import pytest
 from django.utils import timezone
 
-from deployments.models import Artifact, CheckResult, CheckRun, Deployment, StepRun
+from deployments.models import CheckResult, CheckRun, Deployment, StepRun
 from licensing.models import License
 from nodes.models import (
+    Artifact,
     AuditEvent,
     CheckState,
     Cluster,

@@ -29,7 +29,10 @@ from lxml import etree
 
 from deployments import xmledit
 from deployments.steps import database as d
-from deployments.steps import joget, load_balancer, shared_directory, tomcat
+from deployments.steps import joget, load_balancer, shared_directory
+from deployments.steps import mysql as m
+from deployments.steps import tomcat_tools as tomcat
+from deployments.steps.toolbox import mask_properties
 from nodes import validators as v
 from nodes.inventory import InventoryError, load_inventory
 from nodes.models import Cluster, LoadBalancer, Node, SharedDatabase, SharedDirectory
@@ -177,8 +180,8 @@ def test_database_client_arguments_are_single_words(host, user, name, node_name)
     node = app_node(c)
     offer(node, NODE, name=node_name)
     # As database.verify builds them.
-    args = (f"--connect-timeout=10 -h {d.quote(db.connect_host)} -P {int(db.port)} -u {d.quote(db.user)} "
-            f"--database={d.quote(db.name)}")
+    args = (f"--connect-timeout=10 -h {m.quote(db.connect_host)} -P {int(db.port)} -u {m.quote(db.user)} "
+            f"--database={m.quote(db.name)}")
     assert shlex.split(args) == ["--connect-timeout=10", "-h", db.host or "10.0.0.21", "-P", "3306", "-u", db.user,
                                  f"--database={db.name}"]
     # The node's name only reaches SQL as part of a scratch table's name, made an identifier.
@@ -283,7 +286,7 @@ def test_datasource_files_read_back_exactly(password, user, name, host, profile,
     # The driver must send the password as the UTF-8 the server hashed, whatever the JVM's default charset.
     assert urllib.parse.parse_qs(url.query)["passwordCharacterEncoding"] == ["UTF-8"]
     # The diff shown to the admin masks the value, escaped or not.
-    shown = joget.redact(files[f"{prefix}/app_datasource-{profile}.properties"]).splitlines()
+    shown = mask_properties(files[f"{prefix}/app_datasource-{profile}.properties"], joget.PASSWORD_KEYS).splitlines()
     assert [line for line in shown if line.startswith(b"workflowPassword")] == [b"workflowPassword=********"]
 
 
@@ -305,7 +308,7 @@ needs_mariadb = pytest.mark.skipif(not _mariadb_reachable(),
 def root_sql(sql: str, *, check: bool = True) -> str:
     """Run `sql` as root, the way run_client feeds the steps' SQL (utf8mb4, the session's sql_mode first)."""
     r = subprocess.run(["mariadb", "-h", "127.0.0.1", "-P", "3306", "-u", "root", "--batch", "--skip-column-names",
-                        "--default-character-set=utf8mb4"], input=(d.SESSION + sql).encode(), capture_output=True,
+                        "--default-character-set=utf8mb4"], input=(m.SESSION + sql).encode(), capture_output=True,
                        timeout=30, check=False)
     if check:
         assert r.returncode == 0, r.stderr.decode(errors="replace")
@@ -315,7 +318,7 @@ def root_sql(sql: str, *, check: bool = True) -> str:
 def login(user: str, password: str, database: str = "") -> subprocess.CompletedProcess:
     """Log in as the steps' client does: the password only in an option file (client_option_file)."""
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".cnf") as cnf:
-        cnf.write(d.client_option_file(password))
+        cnf.write(m.client_option_file(password))
         cnf.flush()
         args = ["mariadb", f"--defaults-extra-file={cnf.name}", "--batch", "--skip-column-names",
                 "--default-character-set=utf8mb4", "--protocol=TCP", "-h", "127.0.0.1", "-P", "3306", "-u", user]
@@ -332,10 +335,10 @@ HYP_USER = "jcc_hostile_pw"
 def scratch_user():
     if not _mariadb_reachable():
         pytest.skip("needs MariaDB on 127.0.0.1:3306 with root and no password")
-    root_sql(f"DROP USER IF EXISTS {d.account(HYP_USER)};\n{d.create_user_sql(HYP_USER, 'start')}\n")
+    root_sql(f"DROP USER IF EXISTS {m.account(HYP_USER)};\n{m.create_user_sql(HYP_USER, 'start')}\n")
     version = root_sql("SELECT VERSION();").strip()
     yield version
-    root_sql(f"DROP USER IF EXISTS {d.account(HYP_USER)};\n")
+    root_sql(f"DROP USER IF EXISTS {m.account(HYP_USER)};\n")
 
 
 @needs_mariadb
@@ -345,14 +348,14 @@ def test_password_set_in_sql_logs_in_through_the_option_file(scratch_user, passw
     db = database(cluster(), password="fallback pw")
     offer(db, REL, password=password)
     password = db.password
-    root_sql(d.password_sql(scratch_user, HYP_USER, password) + "\n")
+    root_sql(m.password_sql(scratch_user, HYP_USER, password) + "\n")
     r = login(HYP_USER, password)
     assert r.returncode == 0, (password, r.stderr.decode(errors="replace"))
     assert r.stdout.decode().split("\t")[0] == f"{HYP_USER}@%"
     # The schema step's probe compares this hash: equal means a second run changes nothing.
-    stored = root_sql(f"SELECT authentication_string FROM mysql.user WHERE User = {d.sql_string(HYP_USER)} "
+    stored = root_sql(f"SELECT authentication_string FROM mysql.user WHERE User = {m.sql_string(HYP_USER)} "
                       "AND Host = '%';").strip()
-    assert stored == d.native_password_hash(password)
+    assert stored == m.native_password_hash(password)
     # A near miss is refused: the login really checks this password.
     assert login(HYP_USER, password + "x").returncode != 0
 
@@ -369,17 +372,17 @@ def test_database_and_user_are_created_exactly_and_usable(scratch_user, user, na
     existing_dbs = {n.lower() for n in root_sql("SHOW DATABASES;").split()}
     assume(user.lower() not in existing_users and name.lower() not in existing_dbs)
     try:
-        root_sql(f"CREATE DATABASE {d.sql_ident(name)};\n{d.create_user_sql(user, password)}\n"
-                 f"{d.grant_sql(name, user)}\n")
+        root_sql(f"CREATE DATABASE {m.sql_ident(name)};\n{m.create_user_sql(user, password)}\n"
+                 f"{m.grant_sql(name, user)}\n")
         assert name in root_sql("SHOW DATABASES;").split("\n")
         r = login(user, password, name)
         assert r.returncode == 0, (user, name, password, r.stderr.decode(errors="replace"))
         assert r.stdout.decode().rstrip("\n").split("\t") == [f"{user}@%", name]
         out = root_sql(f"SELECT 'grant', Select_priv, Create_priv, Alter_priv FROM mysql.db WHERE Db = "
-                       f"{d.sql_string(name)} AND User = {d.sql_string(user)} AND Host = '%';")
-        assert d.rows(out) == {"grant": [["Y", "Y", "Y"]]}
+                       f"{m.sql_string(name)} AND User = {m.sql_string(user)} AND Host = '%';")
+        assert m.rows(out) == {"grant": [["Y", "Y", "Y"]]}
     finally:
-        root_sql(f"DROP USER IF EXISTS {d.account(user)};\nDROP DATABASE IF EXISTS {d.sql_ident(name)};\n",
+        root_sql(f"DROP USER IF EXISTS {m.account(user)};\nDROP DATABASE IF EXISTS {m.sql_ident(name)};\n",
                  check=False)
 
 

@@ -111,8 +111,7 @@ def test_license_strings_are_encrypted_at_rest_and_masked_in_deployment_logs(clu
         cur.execute("SELECT license_text FROM licensing_license WHERE license_text <> ''")
         stored = cur.fetchone()[0]
     assert LICENSE1 not in stored and KEY1 not in stored
-    from deployments.engine import cluster_secrets
-    from deployments.logbuffer import masker
+    from nodes.secrets import cluster_secrets, masker
 
     assert LICENSE1 in cluster_secrets(cluster)
     assert LICENSE1 not in masker(cluster_secrets(cluster))(f"echo {LICENSE1}")

@@ -1,4 +1,4 @@
-"""Node health checks (nodes/health.py): pure parsers and checks, the recorded states and events, the
+"""Node health checks (nodes/health/): pure parsers and checks, the recorded states and events, the
 notifications, retention, and end to end on the full testbed: a Tomcat, a host's sshd and the database
 are stopped, each shows on the status pages and in the events within one interval, and so does the recovery.
 
@@ -34,7 +34,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from nodes import health
-from nodes.health import CheckResult, Gathered, Manager, NodeJob, Probe
+from nodes.health import Gathered, Manager, NodeJob, Probe, Verdict
 from nodes.inventory import load_inventory
 from nodes.models import (
     CheckState,
@@ -49,7 +49,7 @@ from nodes.models import (
 from nodes.ssh import Target
 from tests.conftest import wait_for
 
-S = health.S
+S = health.HealthState
 
 # ---- helpers shared with benchmarks/status_page.py -----------------------------------------------------------
 
@@ -382,60 +382,60 @@ def facts(**kw):
 
 
 def test_ssh_and_host_key_checks():
-    assert health.check_ssh(facts()).state == S.OK
+    assert health.judge_ssh(facts()).state == S.OK
     down = Gathered(error="app1: SSH failed: refused.", kind="unreachable")
-    assert health.check_ssh(down) == CheckResult(S.BAD, "app1: SSH failed: refused.")
-    assert health.check_host_key(down, APP).state == S.UNKNOWN
+    assert health.judge_ssh(down) == Verdict(S.BAD, "app1: SSH failed: refused.")
+    assert health.judge_host_key(down, APP).state == S.UNKNOWN
     mismatch = Gathered(error="app1: the host key changed.", kind="mismatch")
-    assert health.check_ssh(mismatch).state == S.OK
-    assert health.check_host_key(mismatch, APP) == CheckResult(S.BAD, "app1: the host key changed.")
-    assert health.check_host_key(facts(), APP).detail.startswith("matches the pinned key SHA256:")
-    assert health.check_ssh(Gathered(error="no key", kind="unpinned")).state == S.UNKNOWN
+    assert health.judge_ssh(mismatch).state == S.OK
+    assert health.judge_host_key(mismatch, APP) == Verdict(S.BAD, "app1: the host key changed.")
+    assert health.judge_host_key(facts(), APP).detail.startswith("matches the pinned key SHA256:")
+    assert health.judge_ssh(Gathered(error="no key", kind="unpinned")).state == S.UNKNOWN
 
 
 def test_resource_checks_and_thresholds():
-    assert health.check_load(facts(load1="2.9")) == CheckResult(S.OK, "load 2.90 on 2 CPU(s)")
-    assert health.check_load(facts(load1="3.2")).state == S.WARN
-    assert health.check_load(facts(load1="7")).state == S.BAD
-    assert health.check_memory(facts(mem_pct="91")) == CheckResult(S.WARN, "memory 91% used")
-    assert health.check_disk(facts(disk_pct="96")).state == S.BAD
-    assert health.check_wflow(facts(wflow_free_kb="512000"), "/w") == CheckResult(S.WARN, "500 MB free in /w")
-    assert health.check_wflow(facts(wflow_missing="1"), "/w").state == S.BAD
-    assert health.check_memory(Gathered(kind="unreachable")).state == S.UNKNOWN
+    assert health.judge_load(facts(load1="2.9")) == Verdict(S.OK, "load 2.90 on 2 CPU(s)")
+    assert health.judge_load(facts(load1="3.2")).state == S.WARN
+    assert health.judge_load(facts(load1="7")).state == S.BAD
+    assert health.judge_memory(facts(mem_pct="91")) == Verdict(S.WARN, "memory 91% used")
+    assert health.judge_disk(facts(disk_pct="96")).state == S.BAD
+    assert health.judge_wflow(facts(wflow_free_kb="512000"), "/w") == Verdict(S.WARN, "500 MB free in /w")
+    assert health.judge_wflow(facts(wflow_missing="1"), "/w").state == S.BAD
+    assert health.judge_memory(Gathered(kind="unreachable")).state == S.UNKNOWN
 
 
 def test_tomcat_replication_and_servers_json_checks():
-    assert health.check_tomcat(facts(), APP) == CheckResult(S.OK, "pid 77, up 1 h 6 min")
+    assert health.judge_tomcat(facts(), APP) == Verdict(S.OK, "pid 77, up 1 h 6 min")
     no_tomcat = facts(tomcat_pid="")
-    assert health.check_tomcat(no_tomcat, APP).detail == "no Tomcat process with -Dcatalina.base=/opt/joget/tomcat-base"
+    assert health.judge_tomcat(no_tomcat, APP).detail == "no Tomcat process with -Dcatalina.base=/opt/joget/tomcat-base"
     repl = ["Starting service [Catalina]", "Replication member added:[X[tcp://{10, 0, 0, 102}:4000,]]"]
-    assert health.check_replication(facts(repl=repl), 1).state == S.OK
-    assert health.check_replication(facts(repl=repl), 2).state == S.WARN
-    assert health.check_replication(no_tomcat, 1).state == S.UNKNOWN
-    assert health.check_replication(no_tomcat, 0).state == S.OK
-    assert health.check_servers_json(facts(), APP, ["node01"], True).state == S.OK
-    assert health.check_servers_json(facts(), APP, ["node02"], True).detail == "not listed: Joget sees node02"
-    assert "stale" in health.check_servers_json(no_tomcat, APP, ["node01"], True).detail
-    assert health.check_servers_json(facts(), APP, None, True).state == S.UNKNOWN
-    assert health.check_servers_json(facts(), APP, None, False).state == S.WARN
+    assert health.judge_replication(facts(repl=repl), 1).state == S.OK
+    assert health.judge_replication(facts(repl=repl), 2).state == S.WARN
+    assert health.judge_replication(no_tomcat, 1).state == S.UNKNOWN
+    assert health.judge_replication(no_tomcat, 0).state == S.OK
+    assert health.judge_servers_json(facts(), APP, ["node01"], True).state == S.OK
+    assert health.judge_servers_json(facts(), APP, ["node02"], True).detail == "not listed: Joget sees node02"
+    assert "stale" in health.judge_servers_json(no_tomcat, APP, ["node01"], True).detail
+    assert health.judge_servers_json(facts(), APP, None, True).state == S.UNKNOWN
+    assert health.judge_servers_json(facts(), APP, None, False).state == S.WARN
 
 
 def test_http_balancer_and_database_checks():
-    assert health.check_http(Probe(True, 12, 200, "HTTP 200")) == CheckResult(S.OK, "HTTP 200")
-    assert health.check_http(Probe(True, 2500, 200, "HTTP 200")).state == S.WARN
-    assert health.check_http(Probe(False, detail="refused")).state == S.BAD
+    assert health.judge_http(Probe(True, 12, 200, "HTTP 200")) == Verdict(S.OK, "HTTP 200")
+    assert health.judge_http(Probe(True, 2500, 200, "HTTP 200")).state == S.WARN
+    assert health.judge_http(Probe(False, detail="refused")).state == S.BAD
     manager = Manager(members=health.parse_balancer_manager(MANAGER_PAGE))
-    assert health.check_balancer_member(APP, manager).state == S.OK
+    assert health.judge_balancer_member(APP, manager).state == S.OK
     node2 = NodeJob(**{**APP.__dict__, "jvm_route": "node02"})
-    assert health.check_balancer_member(node2, manager).state == S.BAD
+    assert health.judge_balancer_member(node2, manager).state == S.BAD
     node3 = NodeJob(**{**APP.__dict__, "jvm_route": "node03"})
-    assert health.check_balancer_member(node3, manager).state == S.WARN
-    assert health.check_balancer_member(APP, Manager(error="balancer-manager: HTTP 403")).state == S.UNKNOWN
-    assert health.check_balancer(Probe(True, 3, 200, "HTTP 200"), Manager(error="refused"), None).state == S.WARN
+    assert health.judge_balancer_member(node3, manager).state == S.WARN
+    assert health.judge_balancer_member(APP, Manager(error="balancer-manager: HTTP 403")).state == S.UNKNOWN
+    assert health.judge_balancer(Probe(True, 3, 200, "HTTP 200"), Manager(error="refused"), None).state == S.WARN
     db_down = Gathered(ok=True, facts={"db_process": "0"})
-    result = health.check_database(Probe(False, detail="db:3306: Connection refused"), db_down)
-    assert result == CheckResult(S.BAD, "db:3306: Connection refused; no mariadbd/mysqld process on the node")
-    assert health.check_database(Probe(True, 3, detail="reached", partial=True), None).state == S.WARN
+    result = health.judge_database(Probe(False, detail="db:3306: Connection refused"), db_down)
+    assert result == Verdict(S.BAD, "db:3306: Connection refused; no mariadbd/mysqld process on the node")
+    assert health.judge_database(Probe(True, 3, detail="reached", partial=True), None).state == S.WARN
 
 
 def test_mysql_greeting_is_parsed():
@@ -466,19 +466,19 @@ def test_states_change_only_on_change_and_raise_events(small_cluster):
     cluster, app = small_cluster
     job, t0 = job_of(cluster), timezone.now()
     row = {"level": 0, "up": True}
-    events = health.record(job, t0, {(app.id, "ssh"): CheckResult(S.OK, "in"),
-                                     (app.id, "tomcat"): CheckResult(S.BAD, "no process")}, {app.id: row})
+    events = health.record(job, t0, {(app.id, "ssh"): Verdict(S.OK, "in"),
+                                     (app.id, "tomcat"): Verdict(S.BAD, "no process")}, {app.id: row})
     # A first "ok" is not news; a first "bad" is.
     assert [(e.key, e.old_state, e.new_state) for e in events] == [("tomcat", "", S.BAD)]
     t1 = t0 + timedelta(seconds=30)
-    events = health.record(job, t1, {(app.id, "ssh"): CheckResult(S.OK, "in again"),
-                                     (app.id, "tomcat"): CheckResult(S.OK, "pid 7")}, {app.id: row})
+    events = health.record(job, t1, {(app.id, "ssh"): Verdict(S.OK, "in again"),
+                                     (app.id, "tomcat"): Verdict(S.OK, "pid 7")}, {app.id: row})
     assert [(e.key, e.old_state, e.new_state) for e in events] == [("tomcat", S.BAD, S.OK)]
     states = {s.key: s for s in CheckState.objects.filter(node=app)}
     assert states["ssh"].since == t0 and states["ssh"].detail == "in"  # unchanged: not rewritten
     assert states["tomcat"].since == t1 and states["tomcat"].detail == "pid 7"
     # A check that no longer applies (e.g. the role was removed) is dropped, without an event.
-    events = health.record(job, t1 + timedelta(seconds=30), {(app.id, "ssh"): CheckResult(S.OK, "")}, {app.id: row})
+    events = health.record(job, t1 + timedelta(seconds=30), {(app.id, "ssh"): Verdict(S.OK, "")}, {app.id: row})
     assert events == [] and set(CheckState.objects.values_list("key", flat=True)) == {"ssh"}
     assert HealthSample.objects.filter(node=app).count() == 3
     assert NodeHealth.objects.get(node=app).details == {"ssh": ["ok", ""]}
@@ -491,7 +491,7 @@ def test_a_node_removed_during_the_cycle_is_skipped(small_cluster):
                                jvm_route="node02")
     gone_id = gone.pk
     gone.delete()
-    health.record(job, timezone.now(), {(app.id, "ssh"): CheckResult(S.OK), (gone_id, "ssh"): CheckResult(S.BAD)},
+    health.record(job, timezone.now(), {(app.id, "ssh"): Verdict(S.OK), (gone_id, "ssh"): Verdict(S.BAD)},
                   {app.id: {"level": 0, "up": True}, gone_id: {"level": 2, "up": False}})
     assert list(CheckState.objects.values_list("node_id", flat=True)) == [app.id]
     assert list(HealthSample.objects.values_list("node_id", flat=True)) == [app.id]
@@ -500,8 +500,8 @@ def test_a_node_removed_during_the_cycle_is_skipped(small_cluster):
 def test_cluster_level_state_without_a_node(small_cluster):
     cluster, app = small_cluster
     job = job_of(cluster)
-    health.record(job, timezone.now(), {(None, "database"): CheckResult(S.BAD, "refused")}, {})
-    health.record(job, timezone.now(), {(None, "database"): CheckResult(S.BAD, "refused")}, {})
+    health.record(job, timezone.now(), {(None, "database"): Verdict(S.BAD, "refused")}, {})
+    health.record(job, timezone.now(), {(None, "database"): Verdict(S.BAD, "refused")}, {})
     assert CheckState.objects.get(node=None).state == S.BAD
     assert HealthEvent.objects.filter(node=None).count() == 1
 

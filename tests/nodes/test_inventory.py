@@ -6,9 +6,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from deployments.models import Artifact
 from nodes.inventory import InventoryError, dump_inventory, load_inventory
-from nodes.models import Cluster, Node, SharedDatabase
+from nodes.models import Artifact, Cluster, Node, SharedDatabase
 
 pytestmark = pytest.mark.django_db
 

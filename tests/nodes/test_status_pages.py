@@ -16,7 +16,7 @@ from nodes.inventory import load_inventory
 from nodes.models import CatalinaTail, CheckState, Cluster, HealthEvent, HealthRun, HealthSample, Node, NodeHealth
 from tests.conftest import wait_for
 
-S = health.S
+S = health.HealthState
 
 
 def state(cluster, node, key, st, since, detail=""):

@@ -12,9 +12,8 @@ import json
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from nodes.testbed import DEFAULT_PREFIX, Testbed, TestbedError, known_prefixes
-from nodes.testbed.hosts import DEFAULT_WFLOW_HOME
-from nodes.testbed.hosts import stderr_log as _log
+from nodes.testbed import DEFAULT_PREFIX, DEFAULT_WFLOW_HOME, Testbed, TestbedError, known_prefixes, status_lines
+from nodes.testbed import stderr_log as _log
 
 
 class Command(BaseCommand):
@@ -94,16 +93,5 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(json.dumps(status, indent=2))
             return
-        nothing = not any(status[k] for k in ("state_dir", "netns", "links", "processes"))
-        if nothing:
-            others = [p for p in known_prefixes() if p != prefix]
-            self.stdout.write(f"testbed {prefix}: nothing exists" + (f" (other prefixes: {', '.join(others)})"
-                                                                     if others else ""))
-            return
-        self.stdout.write(f"testbed {prefix}: {'up' if status['up'] else 'NOT fully up'}, subnet {status['subnet']}")
-        for h in status["hosts"]:
-            state = "running, ssh ok" if h["ssh"] else ("running, ssh not answering" if h["running"] else "stopped")
-            self.stdout.write(f"  host {h['name']:<6} {h['address']:<15} pid {h['pid']}: {state}")
-        for key in ("netns", "links", "mounts", "processes", "keepers"):
-            self.stdout.write(f"  {key}: {' '.join(map(str, status[key])) or '-'}")
-        self.stdout.write(f"  state dir: {status['state_dir'] or '-'}")
+        for line in status_lines(prefix, status, known_prefixes()):
+            self.stdout.write(line)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('nodes', '0004_audit_more_actions'),
+        ('nodes', '0005_artifact'),
     ]
 
     operations = [

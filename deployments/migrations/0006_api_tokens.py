@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deployments', '0004_checkresult_will_be_set_up'),
+        ('deployments', '0005_artifact_moved_to_nodes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 
 from joget_cluster.access import operator_required
 
-from .models import AuditEvent, Cluster
+from ..models import AuditEvent, Cluster
 
 PAGE_SIZE = 50
 
