@@ -26,12 +26,13 @@ from joget_cluster.access import Role, require_role
 from licensing import services as licensing
 from nodes import audit, overview
 from nodes.forms import NodeForm
-from nodes.models import CheckState, Cluster, Credential, LoadBalancer, Node, SharedDatabase, SharedDirectory
+from nodes.models import CheckState, Cluster, Credential, Node
 from nodes.status_views import node_rows
 from nodes.status_views import summary as health_summary
 
 from .. import checklist, engine, services
 from ..models import CheckRun, Deployment, LogLine
+from ..overview import deployment_summary
 from ..wizard import ArtifactUploadForm
 from . import serializers as s
 from .errors import Conflict, invalid
@@ -64,13 +65,9 @@ def cluster_list(request):
 @api_view(["GET"])
 def cluster_detail(request, name):
     cluster = get_object_or_404(Cluster.objects.annotate(node_count=Count("nodes")), name=name)
-    cluster.layers = {
-        "shared_directory": SharedDirectory.objects.filter(cluster=cluster).select_related("node").first(),
-        "shared_database": SharedDatabase.objects.filter(cluster=cluster).select_related("node").first(),
-        "load_balancer": LoadBalancer.objects.filter(cluster=cluster).select_related("node").first(),
-    }
+    cluster.layers = {kind: cluster.layer(kind) for kind in Cluster.LAYERS}
     cluster.layer_health = overview.layer_health(cluster)
-    latest = overview.deployment_summary(cluster)
+    latest = deployment_summary(cluster)
     cluster.latest_deployment = latest["deployment"] if latest else None
     check_run = cluster.check_runs.first()
     cluster.checklist_summary = {**checklist.summary(check_run), "id": check_run.pk if check_run else None}

@@ -11,10 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.forms.models import model_to_dict
 
-from deployments.models import Artifact
 from licensing.models import License
 from nodes.forms import NodeForm
-from nodes.models import AuditEvent, Cluster, Credential, Node, SharedDatabase
+from nodes.models import Artifact, AuditEvent, Cluster, Credential, Node, SharedDatabase
 
 from .conftest import browser_session, call
 
