@@ -114,7 +114,7 @@ def fill_current(cluster, nodes, now) -> None:
     from nodes.models import CheckState, HealthEvent, NodeHealth
 
     rnd = random.Random(8)
-    S = health.S
+    S = health.HealthState
     states, latest, events = [], [], []
     app_keys = ["ssh", "host_key", "load", "memory", "disk", "wflow", "tomcat", "http", "balancer_route",
                 "balancer_member", "replication", "servers_json"]
@@ -299,7 +299,8 @@ def cycle_simulated(n_nodes: int, cycles: int) -> None:
             report = health.run_cycle(cluster.pk)
             times.append(report.seconds)
             cpu.append(_cpu() - c0)
-            not_ok = Counter(f"{k} {r.state}" for (_, k), r in report.results.items() if r.state != health.S.OK)
+            not_ok = Counter(f"{k} {r.state}" for (_, k), r in report.results.items()
+                             if r.state != health.HealthState.OK)
             print(f"  cycle {i + 1}: {report.seconds:.2f} s wall, {cpu[-1]:.2f} s CPU in the console process; "
                   f"{len(report.results)} checks, {len(report.events)} events; not ok: {dict(not_ok)}")
         FIGURES[f"check cycle, {n_nodes} simulated nodes"] = (

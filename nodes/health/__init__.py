@@ -23,6 +23,7 @@ Where each part lives: `cycle` (lease, the probes side by side, the order above)
 Callers import from this package.
 """
 
+from ..models import HealthState
 from .balancer_manager import Manager, member_state, parse_balancer_manager
 from .base import CHECKS, SEVERITY, Verdict, setting, worst
 from .checks import (
@@ -51,7 +52,8 @@ from .record import prune, record
 from .tail import fetch_catalina_tail
 
 __all__ = [
-    "CHECKS", "ClusterJob", "CycleReport", "Gathered", "Manager", "MySQLError", "NodeJob", "Observed", "Probe", "S",
+    "CHECKS", "ClusterJob", "CycleReport", "Gathered", "HealthState", "Manager", "MySQLError", "NodeJob", "Observed",
+    "Probe",
     "SEVERITY", "Verdict", "claim", "cluster_ids", "count_cpus", "evaluate", "fetch_catalina_tail", "gather",
     "gather_script", "judge_balancer", "judge_balancer_member", "judge_database", "judge_disk", "judge_host_key",
     "judge_http", "judge_load", "judge_memory", "judge_replication", "judge_servers_json", "judge_ssh",

@@ -6,7 +6,6 @@ from django.utils import timezone
 
 from deployments.models import Deployment, StepRun
 from deployments.steps import get_step
-from nodes import health
 from nodes.models import CheckState, Cluster, HealthState, Node
 from tests.browser_plugin import log_in
 
@@ -36,11 +35,11 @@ def outage():
     now = timezone.now()
     CheckState.objects.create(cluster=cluster, node=app2, key="ssh", state=HealthState.BAD, since=now, detail=DOWN)
     for key in ("load", "memory", "disk", "wflow", "tomcat", "replication", "servers_json"):
-        CheckState.objects.create(cluster=cluster, node=app2, key=key, state=health.S.UNKNOWN, since=now,
+        CheckState.objects.create(cluster=cluster, node=app2, key=key, state=HealthState.UNKNOWN, since=now,
                                   detail="not checked: no SSH session")
     CheckState.objects.create(cluster=cluster, node=app2, key="http", state=HealthState.BAD, since=now,
                               detail="connection refused")
-    CheckState.objects.create(cluster=cluster, node=app1, key="ssh", state=health.S.OK, since=now, detail="ok")
+    CheckState.objects.create(cluster=cluster, node=app1, key="ssh", state=HealthState.OK, since=now, detail="ok")
     return dep
 
 
