@@ -127,7 +127,7 @@ def test_existing_share_verifies_and_leaves_nothing_behind(cluster, full_testbed
 @pytest.mark.django_db(transaction=True)
 def test_verify_fails_clearly_when_one_app_server_has_another_directory(cluster, full_testbed):
     tb = full_testbed
-    mounted = tb.host_exec("app2", "mount -t tmpfs -o size=1m jcc-not-shared /opt/joget/wflow")
+    mounted = tb.host_exec("app2", "mount -t tmpfs -o size=1m,mode=755 jcc-not-shared /opt/joget/wflow")
     assert mounted.returncode == 0, mounted.stderr
     try:
         dep = deploy(cluster, ["shared_directory.verify"])
