@@ -17,25 +17,14 @@ from django.utils import timezone
 from nodes import ssh, web
 from nodes.models import Cluster, LayerMode, Node
 
+from . import checklist_versions as versions_items
+from .findings import Finding
 from .models import CheckResult, CheckRun
 from .steps import StepContext, StepFailed, mysql
 from .steps.database import Verify
 from .steps.tomcat_tools import SERVICE_USER
 
 quote = ssh.quote
-
-
-@dataclass
-class Finding:
-    """What one checklist item saw on one node (or the cluster); the checks are named after the requirement
-    they test, not after nodes.health's checks, which watch a running cluster."""
-
-    ok: bool
-    found: str
-    fix: str = ""
-    # What is checked is not there at all (no directory, nothing answers), as opposed to there but wrong:
-    # the former is what a layer on "Set it up for me" looks like before the deployment.
-    missing: bool = False
 
 
 @dataclass
@@ -251,6 +240,12 @@ ITEMS = [
     Item("app_http", "App server answers HTTP", True, app_answers_http),
     Item("replication", "Session replication possible", True, replication_possible),
     Item("balancer", "Balancer sends /jw to the app servers", False, balancer_reaches_apps),
+    # What the cluster's Joget version needs (nodes/versions.py, docs/joget-versions.md).
+    Item("servlet_api", "jw.war's servlet API runs on the app server's Tomcat", True, versions_items.servlet_api),
+    Item("java", "Java release supported by the Joget version", True, versions_items.java_release),
+    Item("clock", "Clocks of the app servers and the console agree (2 s)", False, versions_items.clock_skew),
+    Item("app_peers", "App server reaches every other app server's HTTP port", True, versions_items.app_peers),
+    Item("wflow_name", "wflow.name unique per node", False, versions_items.wflow_names),
 ]
 ITEMS_BY_KEY = {i.key: i for i in ITEMS}
 
@@ -267,7 +262,8 @@ def last_deployed(cluster: Cluster):
 
 # The steps that set up what an item checks: once one of them has succeeded, the item must pass.
 _LAYER_STEPS = {"shared_directory": "shared_directory.", "shared_directory_same": "shared_directory.",
-                "database": "database.", "balancer": "load_balancer.", "app_http": "joget.running"}
+                "database": "database.", "balancer": "load_balancer.", "app_http": "joget.running",
+                "app_peers": "joget.running"}
 
 
 def _layer_deployed(cluster: Cluster, item_key: str) -> bool:
@@ -284,7 +280,7 @@ def set_up_by_plan(cluster: Cluster, item_key: str, node: Node | None) -> str:
     deployed yet (after that, a failure is real). "" when the item must already pass."""
     if last_deployed(cluster) or _layer_deployed(cluster, item_key):
         return ""
-    if item_key == "app_http" and node is not None:
+    if item_key in ("app_http", "app_peers") and node is not None:
         # Tomcat given ("I have it") or installed, the deployment deploys Joget into it and starts it.
         return f"Will be set up: the deployment starts Tomcat with Joget on {node.name}."
     layers = {"shared_directory": ("shared_directory", "exports and mounts the shared directory"),

@@ -17,7 +17,7 @@ from django.conf import settings
 from jproperties import Properties
 
 from deployments import warpatch
-from nodes import web
+from nodes import versions, web
 from nodes.models import Artifact, SharedDatabase
 from nodes.ssh import as_dir_owner, quote
 
@@ -34,19 +34,20 @@ PASSWORD_KEYS = ("workflowPassword",)  # the datasource key whose value is a sec
 # ---- datasource (pure) ----------------------------------------------------------------------------
 
 
+def profile(cluster) -> versions.Profile:
+    return versions.profile_for(cluster.major_version)
+
+
 def jdbc_driver(cluster) -> str:
-    # Joget bundles MySQL Connector/J (it also talks to MariaDB); DX 8 names the 8.x class, as its own file does.
-    return "com.mysql.cj.jdbc.Driver" if cluster.major_version >= 8 else "com.mysql.jdbc.Driver"
+    # Joget bundles MySQL Connector/J (it also talks to MariaDB); the profile names the class its bundle has.
+    return profile(cluster).jdbc_driver
 
 
 def jdbc_url(cluster, db: SharedDatabase) -> str:
     host = tomcat_tools.url_host(db.connect_host)
-    options = "characterEncoding=UTF-8&useSSL=false&allowPublicKeyRetrieval=true"
-    if cluster.major_version >= 8:
-        options += "&serverTimezone=UTC"  # as in DX 8's own app_datasource-default.properties
     # The server hashed the password as UTF-8 (database.schema sends utf8mb4). Connector/J sends it so already;
     # MariaDB's driver would use the JVM's default charset (US-ASCII under a C locale) and fail on non-ASCII.
-    options += "&passwordCharacterEncoding=UTF-8"
+    options = versions.jdbc_query(profile(cluster), (("passwordCharacterEncoding", "UTF-8"),))
     return f"jdbc:mysql://{host}:{db.port}/{db.name}?{options}"
 
 
@@ -79,23 +80,20 @@ def datasource_files(cluster, db: SharedDatabase) -> dict[str, bytes]:
 
 
 def render_setenv(cluster, node) -> str:
-    wflow, route = cluster.wflow_home, node.jvm_route  # both allow-listed: no quoting needed inside "..."
-    lines = [
-        "# Written by the Joget cluster console (step joget.setenv); a deployment replaces edits made here.",
-        "# wflow.home: Joget's shared directory; wflow.name: this node's name in servers.json.",
-        f'CATALINA_OPTS="$CATALINA_OPTS -Dwflow.home={wflow} -Dwflow.name={route} -DjvmRoute={route}"',
-    ]
+    """setenv.sh from the cluster's version profile (nodes/versions.py); paths and names are allow-listed model
+    fields, so they need no quoting inside "..."."""
+    prof = profile(cluster)
+    options = versions.jvm_options(prof, wflow_home=cluster.wflow_home, node_name=node.jvm_route,
+                                   catalina_home=tomcat_tools.home(node))
+    lines = [f"# Written by the Joget cluster console (step joget.setenv) for {prof.name}; a deployment replaces "
+             "edits made here.",
+             *versions.render_options(options[:1]),
+             "# jvmRoute: the stand-in names its node from it when wflow.name is missing.",
+             f'CATALINA_OPTS="$CATALINA_OPTS -DjvmRoute={node.jvm_route}"']
     if not _is_ipv6(node.address):
         lines += ["# Tomcat's multicast membership fails on JVMs that prefer IPv6 sockets.",
                   'CATALINA_OPTS="$CATALINA_OPTS -Djava.net.preferIPv4Stack=true"']
-    lines += [
-        "# Joget DX 8 Enterprise's cluster agent, when the bundle put it into the shared directory.",
-        f"if [ -f {wflow}/wflow-cluster.jar ]; then",
-        f'  CATALINA_OPTS="$CATALINA_OPTS -javaagent:{wflow}/wflow-cluster.jar"',
-        "fi",
-        "export CATALINA_OPTS",
-        "",
-    ]
+    lines += [*versions.render_options(options[1:]), "export CATALINA_OPTS", ""]
     return "\n".join(lines)
 
 
@@ -112,7 +110,7 @@ def _is_ipv6(address: str) -> bool:
 def wars(cluster) -> list[tuple[str, str]]:
     """(file name in webapps, artifact kind): jw.war (named after the context path), and jwdesigner.war for v5."""
     out = [(f"{cluster.context_path.lstrip('/')}.war", Artifact.Kind.JW_WAR)]
-    if cluster.major_version == 5:
+    if "jwdesigner" in profile(cluster).wars:
         out.append(("jwdesigner.war", Artifact.Kind.JWDESIGNER_WAR))
     return out
 

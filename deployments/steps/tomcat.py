@@ -13,7 +13,7 @@ from deployments import xmledit
 from nodes.models import Artifact
 from nodes.ssh import DIR_OWNER_SH, quote
 
-from . import Change, register
+from . import Change, compat, register
 from .base import AppServerStep, StepFailed
 from .tomcat_tools import (
     ARCHIVE_MARKER,
@@ -83,6 +83,11 @@ class TomcatInstall(AppServerStep):
         if "java" not in state:
             raise StepFailed(f"No java on {node.name}'s PATH: install a JRE (e.g. apt-get install "
                              "default-jre-headless) before Tomcat.")
+        # The first step on an app server: a jw.war this Tomcat cannot run stops here, before anything changes.
+        refusal = compat.servlet_refusal(ctx.cluster, node, compat.node_versions(
+            lambda cmd: ctx.run(cmd, quiet=True, timeout=compat.SCRIPT_TIMEOUT), node))
+        if refusal:
+            raise StepFailed(refusal)
         if node.catalina_home:
             missing = [what for what, mark in (("bin/catalina.sh", "catalina"), ("lib/catalina.jar", "jar"),
                                                ("lib/catalina-ha.jar (session replication)", "ha"))
@@ -107,6 +112,11 @@ class TomcatInstall(AppServerStep):
         if "Server version" not in r.stdout:
             raise StepFailed(f"`catalina.sh version` in {h} on {ctx.node.name} did not report a Tomcat version: "
                              f"{(r.stderr or r.stdout).strip()[-300:]}")
+        # An archive whose name did not say its version is known only now that it is unpacked.
+        refusal = compat.servlet_refusal(ctx.cluster, ctx.node, compat.parse_versions(
+            "\n".join(f"tomcat={line}" for line in r.stdout.splitlines() if line.startswith("Server number"))))
+        if refusal:
+            raise StepFailed(refusal)
         # Only the lines an admin needs (the full output has a harmless SEVERE about Tomcat Native).
         for line in r.stdout.splitlines():
             if line.startswith(("Server version", "JVM Version")):

@@ -71,7 +71,8 @@ def test_datasource_for_older_joget_and_ipv6_host():
 def test_setenv_names_wflow_home_and_node():
     c = _cluster(wflow_home="/srv/wflow")
     text = joget.render_setenv(c, Node(cluster=c, address="10.0.0.5", jvm_route="node07"))
-    assert 'CATALINA_OPTS="$CATALINA_OPTS -Dwflow.home=/srv/wflow -Dwflow.name=node07 -DjvmRoute=node07"' in text
+    assert 'CATALINA_OPTS="$CATALINA_OPTS -Dwflow.home=/srv/wflow -Dwflow.name=node07"' in text
+    assert 'CATALINA_OPTS="$CATALINA_OPTS -DjvmRoute=node07"' in text
     assert "-Djava.net.preferIPv4Stack=true" in text and "-javaagent:/srv/wflow/wflow-cluster.jar" in text
     assert "preferIPv4Stack" not in joget.render_setenv(c, Node(cluster=c, address="fd00::5", jvm_route="n"))
 
