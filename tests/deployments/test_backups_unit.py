@@ -1,0 +1,113 @@
+"""The pure parts of backups: the storage setting, the manifest and its checks, the hashing writer, the
+dump's exit marker, the commands' refusals."""
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import FileSystemStorage
+from django.core.management import CommandError, call_command
+
+from deployments import backups
+from deployments.backup_steps import dump_command, marker_ok, tar_command, untar_command
+from joget_cluster.storage_url import StorageUrlError, storages_for
+
+ROOTS = {"media_root": Path("/m"), "backup_root": Path("/b")}
+
+
+def test_storage_url_default_is_the_local_disk():
+    s = storages_for("", **ROOTS)
+    assert s["default"]["BACKEND"].endswith("FileSystemStorage")
+    assert s["backups"]["OPTIONS"]["location"] == "/b"
+    assert storages_for("file:///srv/bk", **ROOTS)["backups"]["OPTIONS"]["location"] == "/srv/bk"
+
+
+def test_storage_url_s3_puts_artifacts_and_backups_in_one_bucket():
+    s = storages_for("s3://jcc/prod?endpoint_url=http://127.0.0.1:9000&region_name=eu-west-1", **ROOTS)
+    for key, sub in (("default", "media"), ("backups", "backups")):
+        opts = s[key]["OPTIONS"]
+        assert s[key]["BACKEND"] == "storages.backends.s3.S3Storage"
+        assert opts["bucket_name"] == "jcc" and opts["location"] == f"prod/{sub}"
+        assert opts["endpoint_url"] == "http://127.0.0.1:9000" and opts["region_name"] == "eu-west-1"
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "s3://", "s3://key:secret@bucket", "s3://b?colour=red"])
+def test_storage_url_refuses_what_it_cannot_use(url):
+    with pytest.raises(StorageUrlError):
+        storages_for(url, **ROOTS)
+
+
+def _parts():
+    return {p: {"size": 10 + i, "sha256": hashlib.sha256(p.encode()).hexdigest()}
+            for i, p in enumerate(backups.DATA_PARTS)}
+
+
+def test_manifest_lists_sizes_checksums_versions_and_nothing_else():
+    m = backups.build_manifest(cluster_name="c", backup_id="id1", joget_version="8.1", parts=_parts(),
+                               wars={"app1": {"jw.war": "ab"}}, created="t0", finished="t1",
+                               database={"engine": "mariadb", "name": "jwdb"})
+    assert m["parts"]["database"] == {"file": "database.sql.gz", "size": 10,
+                                      "sha256": hashlib.sha256(b"database").hexdigest()}
+    assert set(m) == {"format", "cluster", "backup_id", "joget_version", "created", "finished", "database",
+                      "parts", "wars"}
+    found = {p: (v["size"], v["sha256"]) for p, v in _parts().items()}
+    assert backups.manifest_problems(m, found) == []
+    found["files"] = (11, "0" * 64)
+    found["desired_state"] = None
+    problems = backups.manifest_problems(m, found)
+    assert len(problems) == 2 and "shared-directory.tar.gz: sha256 000" in problems[0]
+    assert "desired-state.json is missing" in problems[1]
+
+
+def test_hashing_writer_streams_into_storage_and_hashes(tmp_path):
+    store = FileSystemStorage(location=tmp_path)
+    w = backups.HashingWriter("c/id/database.sql.gz", store)
+    for _ in range(5):
+        w.write(b"x" * 100_000)
+    info = w.close()
+    assert info == {"name": "c/id/database.sql.gz", "size": 500_000,
+                    "sha256": hashlib.sha256(b"x" * 500_000).hexdigest()}
+    assert backups.sha256_of("c/id/database.sql.gz", store) == (500_000, info["sha256"])
+    gone = backups.HashingWriter("c/id/files.tar.gz", store)
+    gone.write(b"partial")
+    gone.discard()
+    assert not store.exists("c/id/files.tar.gz")
+
+
+def test_exit_markers_and_commands_keep_values_quoted():
+    assert marker_ok("warning\njcc-exit=0\n") and not marker_ok("jcc-exit=2") and not marker_ok("no marker")
+    assert marker_ok("jcc-exit=1", (0, 1))
+    tar = tar_command("/opt/joget/wflow; rm -rf /")
+    assert "'/opt/joget/wflow; rm -rf /'" in tar and "as_dir_owner" in tar
+    assert "find" not in untar_command("/w", False) and "-mindepth 1 -delete" in untar_command("/w", True)
+
+
+@pytest.mark.django_db
+def test_dump_command_has_the_consistent_options_and_no_password():
+    from nodes.models import Cluster, Node, SharedDatabase
+
+    c = Cluster.objects.create(name="c1")
+    db_node = Node.objects.create(cluster=c, name="db", address="10.0.0.9", is_database=True)
+    Node.objects.create(cluster=c, name="a1", address="10.0.0.1", is_app_server=True)
+    SharedDatabase.objects.create(cluster=c, node=db_node, password="pw-secret-1", name="jwdb")
+    managed = dump_command(c, True)
+    assert "--single-transaction" in managed and "--routines" in managed and "--triggers" in managed
+    existing = dump_command(c, False, "/tmp/jcc-sql.X")
+    assert "pw-secret-1" not in managed + existing and "--defaults-extra-file=/tmp/jcc-sql.X/client.cnf" in existing
+
+
+@pytest.mark.django_db
+def test_restore_command_needs_yes_and_a_known_backup():
+    from deployments.models import Backup
+    from nodes.models import Cluster
+
+    c = Cluster.objects.create(name="c1")
+    Backup.objects.create(cluster=c, backup_id="20260101-000000-abcdef", state=Backup.State.COMPLETE)
+    with pytest.raises(CommandError, match="stops every app server"):
+        call_command("restore", "c1", "20260101-000000-abcdef")
+    with pytest.raises(CommandError, match="No backup"):
+        call_command("restore", "c1", "nope", "--yes")
+    out = io.StringIO()
+    call_command("backups", "c1", "--format", "json", stdout=out)
+    assert '"id": "20260101-000000-abcdef"' in out.getvalue()
