@@ -257,6 +257,8 @@ STEP_HEARTBEAT_TIMEOUT = env.float("STEP_HEARTBEAT_TIMEOUT", default=30.0)
 STEP_SWEEP_INTERVAL = env.float("STEP_SWEEP_INTERVAL", default=10.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-steps": {"task": "deployments.tasks.sweep_steps", "schedule": STEP_SWEEP_INTERVAL},
+    # Per-cluster schedules (BackupPolicy: off by default) are looked at every minute.
+    "backups-and-drift": {"task": "deployments.tasks.backups_and_drift", "schedule": 60.0, "options": {"expires": 60}},
 }
 
 SSH_CONNECT_TIMEOUT = env.float("SSH_CONNECT_TIMEOUT", default=10.0)

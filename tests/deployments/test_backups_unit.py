@@ -111,3 +111,38 @@ def test_restore_command_needs_yes_and_a_known_backup():
     out = io.StringIO()
     call_command("backups", "c1", "--format", "json", stdout=out)
     assert '"id": "20260101-000000-abcdef"' in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_pages_list_backups_and_the_restore_page_wants_the_name_typed(admin_client):
+    from django.urls import reverse
+
+    from deployments.models import Backup, DriftCheck
+    from nodes.models import Cluster
+
+    c = Cluster.objects.create(name="c1")
+    b = Backup.objects.create(cluster=c, backup_id="20260101-000000-abcdef", state=Backup.State.COMPLETE)
+    DriftCheck.objects.create(cluster=c, state=DriftCheck.State.DRIFTED, findings=[
+        {"step": "load_balancer.site", "node": "lb", "description": "write /etc/apache2/x.conf", "diff": "-a\n+b"}])
+    page = admin_client.get(reverse("deployments:backup_list", args=["c1"])).content.decode()
+    assert b.backup_id in page and "Drifted" in page and "load_balancer.site" in page and "Repair" in page
+    assert "Drifted" in admin_client.get(c.get_absolute_url()).content.decode()
+    url = reverse("deployments:backup_restore", args=["c1", b.backup_id])
+    assert "stops" in admin_client.get(url).content.decode()
+    reply = admin_client.post(url, {"confirm": "wrong"})
+    assert reply.status_code == 400 and "Type the cluster" in reply.content.decode()
+    assert not b.restores.exists()
+
+
+def test_drift_findings_are_the_changed_and_failed_runs():
+    from types import SimpleNamespace as NS
+
+    from deployments.drift import findings_of
+
+    runs = [NS(step="a", node_id=1, node=NS(name="app1"), status="changed", message="",
+               changes=[{"description": "write /x", "diff": "-1\n+2"}]),
+            NS(step="b", node_id=None, node=None, status="ok", message="", changes=[]),
+            NS(step="c", node_id=None, node=None, status="failed", message="ssh refused", changes=[])]
+    drift, failed = findings_of(runs)
+    assert drift == [{"step": "a", "node": "app1", "description": "write /x", "diff": "-1\n+2"}]
+    assert failed[0]["step"] == "c" and "ssh refused" in failed[0]["description"]
