@@ -201,3 +201,52 @@ def test_a_backup_in_s3_written_by_one_worker_restored_by_another(cluster, backu
         app.conf.task_default_queue = default_queue
     assert_data_back(tb, token)
     assert os.environ.get("STORAGE_URL", "") == ""  # the suite's own processes kept the local store
+
+
+# -- drift ----------------------------------------------------------------------------------------------
+
+def drift_command(cluster, *args) -> tuple[int, str]:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    try:
+        call_command("drift", cluster.name, *args, stdout=out, stderr=out)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue()
+
+
+def test_drift_none_then_hand_edits_show_with_their_diff_then_repair_clears_them(cluster, backup_testbed):
+    from deployments.models import DriftCheck
+
+    tb = backup_testbed
+    code, out = drift_command(cluster)
+    assert code == 0 and "No drift" in out, out
+    before = {h: tb.host_exec(h, "find /tmp /root -newer /etc/hostname -type f | sort").stdout for h in ("app1", "db")}
+
+    tb.host_exec("app1", "sed -i 's/jvmRoute=\"node01\"/jvmRoute=\"handmade\"/' "
+                         "/opt/joget/tomcat-base/conf/server.xml", check=True)
+    site = f"/etc/apache2/sites-available/{tb['load_balancer']['site_name']}.conf"
+    tb.host_exec("lb", f"echo '# a hand edit' >> {site}", check=True)
+    tb.host_exec("app1", f"sed -i 's/^profileName=.*/profileName=handmade/' {WFLOW}/app_datasource-default.properties",
+                 check=True)
+    code, out = drift_command(cluster)
+    assert code == 1, out
+    assert "replication.server_xml on app1" in out and '+' in out and "handmade" in out, out
+    assert "load_balancer.site on lb" in out and "# a hand edit" in out, out
+    assert "joget.datasource on cluster" in out, out
+    assert tb["shared_database"]["password"] not in out
+    check = DriftCheck.objects.filter(cluster=cluster).first()
+    assert check.state == DriftCheck.State.DRIFTED and check.notified
+    # The probes left nothing behind on the nodes.
+    after = {h: tb.host_exec(h, "find /tmp /root -newer /etc/hostname -type f | sort").stdout for h in ("app1", "db")}
+    assert after == before
+
+    code, out = drift_command(cluster, "--repair")
+    assert code == 0 and "Repaired" in out, out
+    code, out = drift_command(cluster)
+    assert code == 0, out
+    assert "db=ok" in session_line(tb)
