@@ -314,9 +314,12 @@ class RestoreCheck(_OperationStep):
     key = "restore.check"
     title = "Check the backup's checksums against its manifest"
     hint = "A damaged or edited backup is never restored: pick another backup."
+    depends_on = ("backup.manifest",)  # when the run backs up first (the cluster's setting); else none
 
     def work(self, ctx):
         restore = backups.current_restore(ctx.cluster)
+        if restore.pre_backup:
+            ctx.log(f"the cluster was backed up first: backup {restore.pre_backup}")
         result = backups.verify(restore.backup, log=ctx.log)
         if not result.ok:
             raise StepFailed(f"Backup {restore.backup.backup_id} refused, nothing was changed: "

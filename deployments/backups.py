@@ -201,13 +201,37 @@ def start_backup(cluster: Cluster, *, user=None, reason: str = Backup.Reason.ON_
                                      note=note[:200])
 
 
-def start_restore(backup: Backup, *, user=None, exact: bool = False) -> Restore:
+def backs_up_first(cluster: Cluster) -> bool:
+    """The cluster's setting (on by default): back up before an upgrade, a scale operation or a restore."""
+    from .models import BackupPolicy
+
+    policy = BackupPolicy.objects.filter(cluster=cluster).first()
+    return policy.before_operations if policy else True
+
+
+def start_with_backup_first(cluster: Cluster, steps: list[str], *, user=None, note: str = "",
+                            backup_first: bool | None = None) -> tuple[Deployment, Backup | None]:
+    """Start a run of `steps` that first backs the cluster up, when the cluster's setting says so: the backup
+    steps go first in the same run (one run per cluster at a time), and the operation's first steps wait for
+    backup.manifest (restore.check does; an operation's own steps name it in `depends_on`). The backup's id
+    is in the run's log. For the upgrade and scale operations too."""
+    first = backs_up_first(cluster) if backup_first is None else backup_first
+    with transaction.atomic():
+        dep = engine.start(cluster, user=user, steps=(BACKUP_STEPS + steps) if first else steps)
+        pre = Backup.objects.create(cluster=cluster, backup_id=new_backup_id(), deployment=dep,
+                                    reason=Backup.Reason.BEFORE_OPERATION, note=note[:200]) if first else None
+    return dep, pre
+
+
+def start_restore(backup: Backup, *, user=None, exact: bool = False, backup_first: bool | None = None) -> Restore:
     if backup_state(backup) != Backup.State.COMPLETE:
         raise engine.DeploymentRefused(f"Backup {backup.backup_id} is {backup_state(backup)}, not complete: "
                                        "it cannot be restored.")
     with transaction.atomic():
-        dep = engine.start(backup.cluster, user=user, steps=RESTORE_STEPS)
-        return Restore.objects.create(cluster=backup.cluster, backup=backup, deployment=dep, exact=exact)
+        dep, pre = start_with_backup_first(backup.cluster, RESTORE_STEPS, user=user, backup_first=backup_first,
+                                           note=f"before restoring {backup.backup_id}")
+        return Restore.objects.create(cluster=backup.cluster, backup=backup, deployment=dep, exact=exact,
+                                      pre_backup=pre.backup_id if pre else "")
 
 
 def current_backup(cluster: Cluster) -> Backup:
