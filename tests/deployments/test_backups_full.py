@@ -62,7 +62,8 @@ def sql(tb, statement: str) -> str:
 
 
 def write_data(tb, token: str) -> None:
-    sql(tb, f"CREATE TABLE IF NOT EXISTS jcc_backup_probe (v VARCHAR(64)); INSERT INTO jcc_backup_probe VALUES "
+    sql(tb, f"DROP TABLE IF EXISTS jcc_backup_probe; CREATE TABLE jcc_backup_probe (v VARCHAR(64)); "
+            f"INSERT INTO jcc_backup_probe VALUES "
             f"('{token}')")
     sh(tb, "app1", f"runuser -u tomcat -- sh -c 'echo {token} > {WFLOW}/backup-probe.txt'")
 
