@@ -2,17 +2,24 @@
 Repair) and the restore page, which says plainly that the app servers stop and wants the cluster's name
 typed before it starts."""
 
+from django import forms
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from joget_cluster.access import operator_required, viewer_required
+from joget_cluster.access import admin_required, operator_required, viewer_required
 from nodes import audit
 from nodes.shortcuts import get_cluster_or_404
 
 from . import backups, drift, engine
-from .models import Backup
+from .models import Backup, BackupPolicy
+
+
+class PolicyForm(forms.ModelForm):
+    class Meta:
+        model = BackupPolicy
+        fields = ["every_hours", "keep", "before_operations", "drift_every_minutes"]
 
 
 def cluster_context(cluster) -> dict:
@@ -26,7 +33,26 @@ def cluster_context(cluster) -> dict:
 def backup_list(request, name):
     cluster = get_cluster_or_404(name)
     rows = [(b, backups.backup_state(b)) for b in cluster.backups.select_related("deployment")[:100]]
-    return render(request, "deployments/backups.html", {"cluster": cluster, "rows": rows, **cluster_context(cluster)})
+    policy = BackupPolicy.objects.filter(cluster=cluster).first() or BackupPolicy(cluster=cluster)
+    return render(request, "deployments/backups.html", {"cluster": cluster, "rows": rows, "policy_form": PolicyForm(
+        instance=policy), **cluster_context(cluster)})
+
+
+@require_POST
+@admin_required
+def backup_policy(request, name):
+    """The cluster's schedule: backups every N hours with retention, backup before operations, drift checks."""
+    cluster = get_cluster_or_404(name)
+    policy = BackupPolicy.objects.filter(cluster=cluster).first() or BackupPolicy(cluster=cluster)
+    form = PolicyForm(request.POST, instance=policy)
+    if form.is_valid():
+        form.save()
+        audit.record(request, audit.Action.CLUSTER_CHANGED, target=cluster,
+                     details="backup policy: " + ", ".join(f"{k}={v}" for k, v in form.cleaned_data.items()))
+        messages.success(request, "Backup and drift schedule saved.")
+    else:
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    return redirect(reverse("deployments:backup_list", args=[name]))
 
 
 @require_POST

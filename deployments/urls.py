@@ -24,6 +24,7 @@ urlpatterns = [
     path("clusters/<slug:name>/wizard/<slug:step>/", wizard.wizard_step, name="wizard_step"),
     path("clusters/<slug:name>/backups/", backup_views.backup_list, name="backup_list"),
     path("clusters/<slug:name>/backups/start/", backup_views.backup_start, name="backup_start"),
+    path("clusters/<slug:name>/backups/policy/", backup_views.backup_policy, name="backup_policy"),
     path("clusters/<slug:name>/backups/<slug:backup_id>/restore/", backup_views.backup_restore, name="backup_restore"),
     path("clusters/<slug:name>/drift/check/", backup_views.drift_check, name="drift_check"),
     path("clusters/<slug:name>/drift/repair/", backup_views.drift_repair, name="drift_repair"),

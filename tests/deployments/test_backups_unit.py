@@ -146,3 +146,41 @@ def test_drift_findings_are_the_changed_and_failed_runs():
     drift, failed = findings_of(runs)
     assert drift == [{"step": "a", "node": "app1", "description": "write /x", "diff": "-1\n+2"}]
     assert failed[0]["step"] == "c" and "ssh refused" in failed[0]["description"]
+
+
+@pytest.mark.django_db
+def test_the_schedule_is_saved_from_the_backups_page(admin_client):
+    from django.urls import reverse
+
+    from deployments.models import BackupPolicy
+    from nodes.models import Cluster
+
+    Cluster.objects.create(name="c1")
+    reply = admin_client.post(reverse("deployments:backup_policy", args=["c1"]),
+                              {"every_hours": "24", "keep": "3", "before_operations": "", "drift_every_minutes": "30"})
+    assert reply.status_code == 302
+    p = BackupPolicy.objects.get(cluster__name="c1")
+    assert (p.every_hours, p.keep, p.before_operations, p.drift_every_minutes) == (24, 3, False, 30)
+
+
+@pytest.mark.django_db
+def test_the_schedule_starts_due_backups_keeps_the_last_n_and_skips_drift_without_a_deployment(monkeypatch):
+    from django.utils import timezone
+
+    from deployments import drift
+    from deployments.models import Backup, BackupPolicy
+    from nodes.models import Cluster
+
+    c = Cluster.objects.create(name="c1")
+    BackupPolicy.objects.create(cluster=c, every_hours=1, keep=2, drift_every_minutes=5)
+    for i in range(4):
+        b = Backup.objects.create(cluster=c, backup_id=f"old-{i}", reason=Backup.Reason.SCHEDULED,
+                                  state=Backup.State.COMPLETE)
+        Backup.objects.filter(pk=b.pk).update(created=timezone.now() - timezone.timedelta(hours=2 + i))
+    started, checks = [], []
+    monkeypatch.setattr(backups, "start_backup", lambda cluster, reason: started.append(reason))
+    monkeypatch.setattr(drift, "start_check", lambda cluster: checks.append(cluster))
+    drift.periodic()
+    assert started == [Backup.Reason.SCHEDULED]
+    assert sorted(c.backups.values_list("backup_id", flat=True)) == ["old-0", "old-1"]
+    assert checks == []  # no succeeded deployment: nothing to drift from
