@@ -86,7 +86,7 @@ def run_restore(backup: Backup, **kwargs) -> Deployment:
     return wait_run(restore.deployment, timeout=900)
 
 
-def test_backup_destroy_restore_then_a_damaged_backup_is_refused(cluster, backup_testbed):
+def test_backup_destroy_restore_then_a_damaged_backup_is_refused(cluster, backup_testbed, celery_queue):
     tb = backup_testbed
     token = uuid.uuid4().hex
     write_data(tb, token)
@@ -136,6 +136,8 @@ def test_backup_destroy_restore_then_a_damaged_backup_is_refused(cluster, backup
     assert backups.restore_outcome(backup.restores.first()).startswith("Nothing was changed")
     assert sh(tb, "app1", "pgrep -f catalina | head -n 1").strip() == pid_before
     assert "db=ok" in session_line(tb)
+    worker_log = (ROOT / "var" / f"test-worker-{celery_queue}.log").read_text()
+    assert password not in worker_log
 
 
 # -- an S3-compatible store: moto's standalone server --------------------------------------------------
