@@ -184,3 +184,42 @@ def test_the_schedule_starts_due_backups_keeps_the_last_n_and_skips_drift_withou
     assert started == [Backup.Reason.SCHEDULED]
     assert sorted(c.backups.values_list("backup_id", flat=True)) == ["old-0", "old-1"]
     assert checks == []  # no succeeded deployment: nothing to drift from
+
+
+@pytest.mark.django_db
+def test_a_drifted_check_sends_mail_and_a_webhook(settings):
+    import json as _json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from django.core import mail
+
+    from deployments import drift
+    from deployments.models import DriftCheck
+    from nodes.models import Cluster
+
+    got = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            got.append(_json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.HEALTH_ALERT_EMAIL = ["ops@example.com"]
+    settings.HEALTH_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/hook"
+    c = Cluster.objects.create(name="c1")
+    check = DriftCheck.objects.create(cluster=c, state=DriftCheck.State.DRIFTED, findings=[
+        {"step": "load_balancer.site", "node": "lb", "description": "write site.conf", "diff": "-a\n+b"}])
+    drift.notify(check)
+    server.server_close()
+    assert mail.outbox and "drifted: load_balancer.site on lb" in mail.outbox[0].subject
+    assert "+b" in mail.outbox[0].body
+    assert got and got[0]["event"] == "drift" and got[0]["findings"][0]["node"] == "lb"
+    assert DriftCheck.objects.get(pk=check.pk).notified
