@@ -109,9 +109,11 @@ def test_backup_destroy_restore_then_a_damaged_backup_is_refused(cluster, backup
     assert password not in logs and "database dump:" in logs
 
     destroy_data(tb)
+    sh(tb, "app1", f"runuser -u tomcat -- touch {WFLOW}/made-after-the-backup.txt")
     restored = run_restore(backup)
     assert restored.status == "succeeded", explain(restored)
     assert_data_back(tb, token)
+    assert "yes" in sh(tb, "app2", f"test -e {WFLOW}/made-after-the-backup.txt && echo yes || echo no")  # kept
     restore = backup.restores.first()
     assert backups.restore_outcome(restore).startswith("Restored backup")
     # The cluster's setting (on by default) backed it up first, in the same run; the id is in its log.
@@ -201,13 +203,16 @@ def test_a_backup_in_s3_written_by_one_worker_restored_by_another(cluster, backu
         assert {f"console/backups/{cluster.name}/{backup.backup_id}/{f}" for f in backups.FILENAMES.values()} <= keys
         assert not (ROOT / "var" / "backups" / cluster.name / backup.backup_id).exists()
         destroy_data(tb)
+        sh(tb, "app1", f"runuser -u tomcat -- touch {WFLOW}/made-after-the-s3-backup.txt")
         with celery_worker(queue_b, env=env_b, concurrency=8):
             app.conf.task_default_queue = queue_b
-            restored = run_restore(Backup.objects.get(pk=backup.pk))
+            restored = run_restore(Backup.objects.get(pk=backup.pk), exact=True)
             assert restored.status == "succeeded", explain(restored)
     finally:
         app.conf.task_default_queue = default_queue
     assert_data_back(tb, token)
+    # exact: what was not in the backup is gone
+    assert "no" in sh(tb, "app2", f"test -e {WFLOW}/made-after-the-s3-backup.txt && echo yes || echo no")
     assert os.environ.get("STORAGE_URL", "") == ""  # the suite's own processes kept the local store
 
 
