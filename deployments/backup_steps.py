@@ -89,13 +89,14 @@ def load_command(cluster, managed: bool, tmp: str = "") -> str:
 
 def tar_command(directory: str) -> str:
     # As the directory's owner (the service user for the wflow home): root never reads through its links.
-    inner = f"{{ tar -C {quote(directory)} -cf - .; echo \"jcc-exit=$?\" >&2; }} | gzip -c"
+    inner = f"cd {quote(directory)} && {{ tar -cf - .; echo \"jcc-exit=$?\" >&2; }} | gzip -c"
     return f"{DIR_OWNER_SH}\nas_dir_owner {quote(directory)} sh -c {quote(inner)}"
 
 
 def untar_command(directory: str, exact: bool) -> str:
-    clear = f"find {quote(directory)} -mindepth 1 -delete && " if exact else ""
-    inner = f"{clear}tar -C {quote(directory)} --no-overwrite-dir -xzf -"
+    # cd first: runuser keeps root's working directory, which the service user cannot read (find needs it).
+    clear = "find . -mindepth 1 -delete && " if exact else ""
+    inner = f"cd {quote(directory)} && {clear}tar --no-overwrite-dir -xzf -"
     return f"{DIR_OWNER_SH}\nas_dir_owner {quote(directory)} sh -c {quote(inner)}"
 
 
