@@ -223,3 +223,20 @@ def test_a_drifted_check_sends_mail_and_a_webhook(settings):
     assert "+b" in mail.outbox[0].body
     assert got and got[0]["event"] == "drift" and got[0]["findings"][0]["node"] == "lb"
     assert DriftCheck.objects.get(pk=check.pk).notified
+
+
+@pytest.mark.django_db
+def test_a_failed_restore_says_what_state_it_left():
+    from deployments.models import Backup, Deployment, Restore, StepRun
+    from nodes.models import Cluster
+
+    c = Cluster.objects.create(name="c1")
+    b = Backup.objects.create(cluster=c, backup_id="b1", state=Backup.State.COMPLETE)
+    dep = Deployment.objects.create(cluster=c, status=Deployment.Status.FAILED, steps=backups.RESTORE_STEPS)
+    for pos, (step, status) in enumerate([("restore.check", "ok"), ("restore.stop", "changed"),
+                                          ("restore.database", "changed"), ("restore.files", "failed"),
+                                          ("restore.start", "skipped"), ("restore.post_test", "skipped")]):
+        StepRun.objects.create(deployment=dep, step=step, position=pos, status=status)
+    text = backups.restore_outcome(Restore.objects.create(cluster=c, backup=b, deployment=dep))
+    assert "the database was restored" in text and "shared directory restore failed part-way" in text
+    assert "app servers are STOPPED" in text
