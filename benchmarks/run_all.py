@@ -14,6 +14,9 @@ Run as root from the project directory, with PostgreSQL and Redis running (as fo
 4. Status pages at 500 nodes with 30 days of samples, and a check cycle over 500 simulated nodes
    (benchmarks/status_page.py; --quick: 1 day of samples, 1 cycle).
 5. Peak memory (RSS) of the web and worker processes during the largest deployment.
+6. A backup of a 200 MB database and a 500 MB shared directory against `mysqldump | gzip` + `tar | gzip`,
+   the worker's peak memory, and a drift check of 16 app servers against their dry run
+   (benchmarks/backup_bench.py).
 Benchmarks print; nothing here is a test.
 """
 
@@ -433,7 +436,7 @@ def main() -> int:
     parser.add_argument("--hosts", default="1,4,16", help="app-server counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per tool and size")
     parser.add_argument("--quick", action="store_true", help="1 run each, 1 day of samples, 1 check cycle")
-    parser.add_argument("--skip", default="", help="parts to leave out: deploy,log,status")
+    parser.add_argument("--skip", default="", help="parts to leave out: deploy,log,status,backup")
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"deployment tools to time: {','.join(TOOLS)}")
     parser.add_argument("--concurrency", type=int, default=32, help="worker threads (production: 32)")
     parser.add_argument("--workers", type=int, default=1,
@@ -464,10 +467,15 @@ def main() -> int:
         status_args = ["--days", "1", "--cycles", "1"] if args.quick else []
         status = run_script("status_page.py", status_args, {"DATABASE_URL": ENV_AT_START.get("DATABASE_URL")
                                                              or f"{PG}/postgres"})
+    # Backups against `mysqldump | gzip` + `tar | gzip`, drift against the dry run (its own testbeds; it prints
+    # its own table with the targets).
+    backup = None if "backup" in skip else run_script("backup_bench.py", ["--db-mb", "20", "--files-mb", "50"]
+                                                      if args.quick else [])
     print_report(sizes, memory, latency, status, repeat)
     if args.json:
         Path(args.json).write_text(json.dumps({"sizes": sizes, "memory": memory, "latency": latency,
-                                               "status": status, "machine": machine()}, indent=1, default=str))
+                                               "status": status, "backup": backup, "machine": machine()},
+                                              indent=1, default=str))
     return 0
 
 

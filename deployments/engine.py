@@ -295,8 +295,11 @@ def _cancellable(run_id: int):
 
     def wrap(command: str) -> str:
         # Shell built-ins only (this runs before every command); field 22 of /proc/PID/stat is the start time.
+        # The pid file goes when the command ends (not exec'd: the shell stays to remove it), so probes leave
+        # nothing behind on the node (drift checks run them on a schedule).
         inner = (f"[ -d {STEP_PID_DIR} ] || mkdir -m 0700 -p {STEP_PID_DIR}; c=$1; read -r s < /proc/$$/stat; "
-                 f"set -- ${{s##*) }}; echo \"$$ ${{20}}\" > {pidfile}; exec sh -c \"$c\"")
+                 f"set -- ${{s##*) }}; echo \"$$ ${{20}}\" > {pidfile}; sh -c \"$c\"; r=$?; rm -f {pidfile}; "
+                 "exit $r")
         return f"setsid -w sh -c {ssh.quote(inner)} jcc {ssh.quote(command)}"
 
     return wrap

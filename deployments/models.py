@@ -220,3 +220,7 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked is None and self.user.is_active
+
+
+# Backups, restores and drift checks: their own module, found by Django through this import.
+from .backup_models import Backup, BackupPolicy, DriftCheck, Restore  # noqa: E402, F401

@@ -10,7 +10,7 @@ from nodes import overview as inventory
 from nodes.models import Cluster
 from nodes.shortcuts import get_cluster_or_404
 
-from . import checklist
+from . import backup_views, checklist
 from .models import Deployment
 
 
@@ -34,5 +34,6 @@ def cluster_detail(request, name):
         check_run = cluster.check_runs.select_related("started_by").first()
         ctx.update(inventory.context(cluster), check_run=check_run, checklist=checklist.summary(check_run),
                    artifacts=cluster.artifacts.all())
+        ctx.update(backup_views.cluster_context(cluster))  # the drift badge and the last backups
     return page_or_partial(request, "deployments/cluster_detail.html", "deployments/_cluster_deployment.html", ctx,
                            stop_polling=not (latest and latest["current"]))

@@ -32,3 +32,11 @@ def run_check(result_id: int) -> None:
     from . import checklist
 
     checklist.run_one(result_id)
+
+
+@shared_task
+def backups_and_drift() -> None:
+    """Every minute (beat): scheduled backups with their retention, drift checks, events of finished checks."""
+    from . import drift
+
+    drift.periodic()

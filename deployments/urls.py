@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, wizard
+from . import backup_views, views, wizard
 from .api import token_views
 
 app_name = "deployments"
@@ -22,6 +22,12 @@ urlpatterns = [
     path("clusters/<slug:name>/wizard/connect-all/", wizard.wizard_connect_all, name="wizard_connect_all"),
     path("clusters/<slug:name>/wizard/upload/", wizard.wizard_upload, name="wizard_upload"),
     path("clusters/<slug:name>/wizard/<slug:step>/", wizard.wizard_step, name="wizard_step"),
+    path("clusters/<slug:name>/backups/", backup_views.backup_list, name="backup_list"),
+    path("clusters/<slug:name>/backups/start/", backup_views.backup_start, name="backup_start"),
+    path("clusters/<slug:name>/backups/policy/", backup_views.backup_policy, name="backup_policy"),
+    path("clusters/<slug:name>/backups/<slug:backup_id>/restore/", backup_views.backup_restore, name="backup_restore"),
+    path("clusters/<slug:name>/drift/check/", backup_views.drift_check, name="drift_check"),
+    path("clusters/<slug:name>/drift/repair/", backup_views.drift_repair, name="drift_repair"),
     path("profile/api-tokens/", token_views.token_list, name="api_tokens"),
     path("profile/api-tokens/<slug:key_id>/revoke/", token_views.token_revoke, name="api_token_revoke"),
 ]

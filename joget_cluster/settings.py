@@ -16,6 +16,8 @@ import environ
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from .storage_url import StorageUrlError, storages_for
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -186,12 +188,14 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
 MEDIA_URL = "media/"
-STORAGES = {
-    # Artifacts go through the storage API, so a worker on another machine
-    # reads them from the same volume or bucket the web process wrote.
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
-}
+# Artifacts and backups go through the storage API, so a worker on another machine reads them from the
+# same volume or bucket the web process wrote. STORAGE_URL picks it (joget_cluster/storage_url.py).
+STORAGE_URL = env.str("STORAGE_URL", default="")
+try:
+    STORAGES = storages_for(STORAGE_URL, media_root=MEDIA_ROOT, backup_root=BASE_DIR / "var" / "backups")
+except StorageUrlError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"}
 # Large uploads (WARs, Tomcat archives) stream to a temporary file, never memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -243,6 +247,7 @@ DEPLOYMENT_STEP_MODULES = [
     "deployments.steps.joget",
     "deployments.steps.load_balancer",
     "deployments.steps.post_test",
+    "deployments.backup_steps",  # backup and restore runs; not in the deployment plan
 ]
 DEPLOYMENT_STEP_MODULES += env.list("EXTRA_STEP_MODULES", default=[])
 # Threads per worker process that run step runs (a step's nodes at once); each holds a database connection.
@@ -252,6 +257,8 @@ STEP_HEARTBEAT_TIMEOUT = env.float("STEP_HEARTBEAT_TIMEOUT", default=30.0)
 STEP_SWEEP_INTERVAL = env.float("STEP_SWEEP_INTERVAL", default=10.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-steps": {"task": "deployments.tasks.sweep_steps", "schedule": STEP_SWEEP_INTERVAL},
+    # Per-cluster schedules (BackupPolicy: off by default) are looked at every minute.
+    "backups-and-drift": {"task": "deployments.tasks.backups_and_drift", "schedule": 60.0, "options": {"expires": 60}},
 }
 
 SSH_CONNECT_TIMEOUT = env.float("SSH_CONNECT_TIMEOUT", default=10.0)

@@ -273,6 +273,13 @@ def dump_inventory(cluster: Cluster, *, include_secrets: bool = False) -> dict:
         doc["load_balancer"] = {"mode": lb.mode, "node": lb.node.name if lb.node else None,
                                 "http_port": lb.http_port, "site_name": lb.site_name,
                                 "sticky_cookie": lb.sticky_cookie, "manager_allow": lb.manager_allow}
-    doc["artifacts"] = [{"kind": a.kind, "path": a.file.path if hasattr(a.file, "path") else a.file.name}
-                        for a in cluster.artifacts.all()]
+    doc["artifacts"] = [{"kind": a.kind, "path": _artifact_path(a)} for a in cluster.artifacts.all()]
     return doc
+
+
+def _artifact_path(artifact) -> str:
+    # A storage without local paths (S3) raises NotImplementedError, not AttributeError: its name then.
+    try:
+        return artifact.file.path
+    except (AttributeError, NotImplementedError):
+        return artifact.file.name

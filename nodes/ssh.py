@@ -386,6 +386,20 @@ class NodeConnection:
             )
         return Result(r.exited, r.stdout, r.stderr)
 
+    # -- streams: large data through the channel, never whole in memory (nodes/sshstream.py) ------------
+
+    def stream(self, command: str, sink: Callable[[bytes], object], **kwargs) -> Result:
+        """Run `command`, its stdout handed to `sink(chunk)` as it arrives; see sshstream.stream."""
+        from .sshstream import stream
+
+        return stream(self, command, sink, **kwargs)
+
+    def feed(self, command: str, source, **kwargs) -> Result:
+        """Run `command` with the binary file object `source` as its stdin; see sshstream.feed."""
+        from .sshstream import feed
+
+        return feed(self, command, source, **kwargs)
+
     # -- files: one reader, one writer --------------------------------------------------------------
     #
     # Root never opens, writes or chowns a path that another user could have planted: every file

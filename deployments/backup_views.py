@@ -1,0 +1,122 @@
+"""Pages for backups, restores and drift: the cluster's Backups page (list, Back up now, Check drift,
+Repair) and the restore page, which says plainly that the app servers stop and wants the cluster's name
+typed before it starts."""
+
+from django import forms
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from joget_cluster.access import admin_required, operator_required, viewer_required
+from nodes import audit
+from nodes.shortcuts import get_cluster_or_404
+
+from . import backups, drift, engine
+from .models import Backup, BackupPolicy
+
+
+class PolicyForm(forms.ModelForm):
+    class Meta:
+        model = BackupPolicy
+        fields = ["every_hours", "keep", "before_operations", "drift_every_minutes"]
+
+
+def cluster_context(cluster) -> dict:
+    """What the cluster page's backups-and-drift card shows."""
+    check = drift.latest(cluster)
+    return {"drift_check": check, "recent_backups": list(cluster.backups.all()[:3])}
+
+
+@require_http_methods(["GET"])
+@viewer_required
+def backup_list(request, name):
+    cluster = get_cluster_or_404(name)
+    rows = [(b, backups.backup_state(b)) for b in cluster.backups.select_related("deployment")[:100]]
+    policy = BackupPolicy.objects.filter(cluster=cluster).first() or BackupPolicy(cluster=cluster)
+    return render(request, "deployments/backups.html", {"cluster": cluster, "rows": rows, "policy_form": PolicyForm(
+        instance=policy), **cluster_context(cluster)})
+
+
+@require_POST
+@admin_required
+def backup_policy(request, name):
+    """The cluster's schedule: backups every N hours with retention, backup before operations, drift checks."""
+    cluster = get_cluster_or_404(name)
+    policy = BackupPolicy.objects.filter(cluster=cluster).first() or BackupPolicy(cluster=cluster)
+    form = PolicyForm(request.POST, instance=policy)
+    if form.is_valid():
+        form.save()
+        audit.record(request, audit.Action.CLUSTER_CHANGED, target=cluster,
+                     details="backup policy: " + ", ".join(f"{k}={v}" for k, v in form.cleaned_data.items()))
+        messages.success(request, "Backup and drift schedule saved.")
+    else:
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    return redirect(reverse("deployments:backup_list", args=[name]))
+
+
+@require_POST
+@operator_required
+def backup_start(request, name):
+    cluster = get_cluster_or_404(name)
+    try:
+        backup = backups.start_backup(cluster, user=request.user)
+    except engine.DeploymentRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(reverse("deployments:backup_list", args=[name]))
+    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{backup.deployment_id}",
+                 cluster=cluster, details=f"backup {backup.backup_id}")
+    return redirect(reverse("deployments:deployment_detail", args=[backup.deployment_id]))
+
+
+@require_http_methods(["GET", "POST"])
+@operator_required
+def backup_restore(request, name, backup_id):
+    cluster = get_cluster_or_404(name)
+    backup = get_object_or_404(Backup, cluster=cluster, backup_id=backup_id)
+    error = ""
+    if request.method == "POST":
+        if request.POST.get("confirm", "").strip() != cluster.name:
+            error = f"Type the cluster's name, {cluster.name}, to confirm."
+        else:
+            try:
+                restore = backups.start_restore(backup, user=request.user, exact=bool(request.POST.get("exact")))
+            except engine.DeploymentRefused as exc:
+                error = str(exc)
+            else:
+                audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{restore.deployment_id}",
+                             cluster=cluster, details=f"restore of backup {backup.backup_id}"
+                                                      f"{' (exact)' if restore.exact else ''}")
+                return redirect(reverse("deployments:deployment_detail", args=[restore.deployment_id]))
+    return render(request, "deployments/backup_restore.html",
+                  {"cluster": cluster, "backup": backup, "state": backups.backup_state(backup), "error": error},
+                  status=400 if error else 200)
+
+
+@require_POST
+@operator_required
+def drift_check(request, name):
+    cluster = get_cluster_or_404(name)
+    try:
+        check = drift.start_check(cluster, user=request.user)
+    except engine.DeploymentRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(reverse("deployments:backup_list", args=[name]))
+    return redirect(reverse("deployments:deployment_detail", args=[check.deployment_id]))
+
+
+@require_POST
+@operator_required
+def drift_repair(request, name):
+    cluster = get_cluster_or_404(name)
+    check = drift.latest(cluster)
+    try:
+        if check is None:
+            raise engine.DeploymentRefused("No drift check yet.")
+        dep = drift.repair(check, user=request.user)
+    except engine.DeploymentRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(reverse("deployments:backup_list", args=[name]))
+    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{dep.pk}", cluster=cluster,
+                 details=f"drift repair; steps: {', '.join(dep.steps)}")
+    return redirect(reverse("deployments:deployment_detail", args=[dep.pk]))
