@@ -36,7 +36,19 @@ class Deployment(models.Model):
         ]
 
     def __str__(self):
-        return f"{'dry run' if self.dry_run else 'deployment'} #{self.pk} of {self.cluster}"
+        return f"{self.kind} #{self.pk} of {self.cluster}"
+
+    @property
+    def kind(self) -> str:
+        """What this run is to an admin: backups, restores and drift checks are engine runs too."""
+        prefixes = {step.split(".", 1)[0] for step in self.steps or ()}
+        if prefixes == {"backup"}:
+            return "backup"
+        if prefixes and prefixes <= {"backup", "restore"}:
+            return "restore"
+        if self.dry_run:
+            return "drift check" if DriftCheck.objects.filter(deployment_id=self.pk).exists() else "dry run"
+        return "deployment"
 
     @property
     def is_active(self) -> bool:

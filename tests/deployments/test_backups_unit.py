@@ -240,3 +240,24 @@ def test_a_failed_restore_says_what_state_it_left():
     text = backups.restore_outcome(Restore.objects.create(cluster=c, backup=b, deployment=dep))
     assert "the database was restored" in text and "shared directory restore failed part-way" in text
     assert "app servers are STOPPED" in text
+
+
+@pytest.mark.django_db
+def test_runs_are_named_for_what_they_are_on_pages_and_in_lists():
+    from deployments.models import Deployment, DriftCheck
+    from nodes.models import Cluster, Credential
+
+    cred = Credential.objects.create(name="k", kind="password", password="kinds-pw")
+    cluster = Cluster.objects.create(name="kinds", credential=cred)
+
+    def run(**kw):
+        return Deployment.objects.create(cluster=cluster, status=Deployment.Status.SUCCEEDED, **kw)
+
+    assert run().kind == "deployment"
+    assert run(dry_run=True).kind == "dry run"
+    assert run(steps=["backup.database", "backup.files", "backup.manifest"]).kind == "backup"
+    assert run(steps=["backup.database", "restore.check", "restore.database"]).kind == "restore"
+    drift = run(dry_run=True)
+    DriftCheck.objects.create(cluster=cluster, deployment=drift)
+    assert drift.kind == "drift check"
+    assert str(drift) == f"drift check #{drift.pk} of kinds"
