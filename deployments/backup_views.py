@@ -12,7 +12,7 @@ from joget_cluster.access import admin_required, operator_required, viewer_requi
 from nodes import audit
 from nodes.shortcuts import get_cluster_or_404
 
-from . import backups, drift, engine
+from . import backups, drift, engine, services
 from .models import Backup, BackupPolicy
 
 
@@ -60,12 +60,10 @@ def backup_policy(request, name):
 def backup_start(request, name):
     cluster = get_cluster_or_404(name)
     try:
-        backup = backups.start_backup(cluster, user=request.user)
+        backup = services.start_backup(request, cluster)
     except engine.DeploymentRefused as exc:
         messages.error(request, str(exc))
         return redirect(reverse("deployments:backup_list", args=[name]))
-    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{backup.deployment_id}",
-                 cluster=cluster, details=f"backup {backup.backup_id}")
     return redirect(reverse("deployments:deployment_detail", args=[backup.deployment_id]))
 
 
@@ -76,18 +74,13 @@ def backup_restore(request, name, backup_id):
     backup = get_object_or_404(Backup, cluster=cluster, backup_id=backup_id)
     error = ""
     if request.method == "POST":
-        if request.POST.get("confirm", "").strip() != cluster.name:
-            error = f"Type the cluster's name, {cluster.name}, to confirm."
+        try:
+            restore = services.start_restore(request, backup, confirm=request.POST.get("confirm", ""),
+                                             exact=bool(request.POST.get("exact")))
+        except (services.NotConfirmed, engine.DeploymentRefused) as exc:
+            error = str(exc)
         else:
-            try:
-                restore = backups.start_restore(backup, user=request.user, exact=bool(request.POST.get("exact")))
-            except engine.DeploymentRefused as exc:
-                error = str(exc)
-            else:
-                audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{restore.deployment_id}",
-                             cluster=cluster, details=f"restore of backup {backup.backup_id}"
-                                                      f"{' (exact)' if restore.exact else ''}")
-                return redirect(reverse("deployments:deployment_detail", args=[restore.deployment_id]))
+            return redirect(reverse("deployments:deployment_detail", args=[restore.deployment_id]))
     return render(request, "deployments/backup_restore.html",
                   {"cluster": cluster, "backup": backup, "state": backups.backup_state(backup), "error": error},
                   status=400 if error else 200)
@@ -98,7 +91,7 @@ def backup_restore(request, name, backup_id):
 def drift_check(request, name):
     cluster = get_cluster_or_404(name)
     try:
-        check = drift.start_check(cluster, user=request.user)
+        check = services.start_drift_check(request, cluster)
     except engine.DeploymentRefused as exc:
         messages.error(request, str(exc))
         return redirect(reverse("deployments:backup_list", args=[name]))
@@ -109,14 +102,9 @@ def drift_check(request, name):
 @operator_required
 def drift_repair(request, name):
     cluster = get_cluster_or_404(name)
-    check = drift.latest(cluster)
     try:
-        if check is None:
-            raise engine.DeploymentRefused("No drift check yet.")
-        dep = drift.repair(check, user=request.user)
+        dep = services.repair_drift(request, cluster)
     except engine.DeploymentRefused as exc:
         messages.error(request, str(exc))
         return redirect(reverse("deployments:backup_list", args=[name]))
-    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{dep.pk}", cluster=cluster,
-                 details=f"drift repair; steps: {', '.join(dep.steps)}")
     return redirect(reverse("deployments:deployment_detail", args=[dep.pk]))

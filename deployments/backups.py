@@ -263,6 +263,18 @@ def backup_state(backup: Backup) -> str:
     return backup.state
 
 
+def summary(backup: Backup) -> dict:
+    """A backup as `manage.py backups --format json` and the API show it: names, sizes, checksums, never a
+    secret (the parts are storage names with their size and sha256)."""
+    return {
+        "id": backup.backup_id, "state": backup_state(backup), "created": backup.created.isoformat(),
+        "finished": backup.finished.isoformat() if backup.finished else None, "reason": backup.reason,
+        "note": backup.note, "size": backup.total_size,
+        "parts": {p: {"size": v.get("size"), "sha256": v.get("sha256")} for p, v in backup.parts.items()},
+        "joget_version": backup.manifest.get("joget_version", ""),
+    }
+
+
 def delete_backup(backup: Backup) -> None:
     store = storage()
     for part in FILENAMES:

@@ -1,5 +1,6 @@
-"""What the console does when someone starts a deployment or a checklist: one code path for the pages, the
-REST API and (for deployments) the `deploy` command, which all go through `engine.start` / `checklist.start`.
+"""What the console does when someone starts a deployment, a checklist, a backup, a restore or a drift check:
+one code path for the pages, the REST API and (for deployments) the `deploy` command, which all go through
+`engine.start` / `checklist.start` (backups.py and drift.py for backups, restores and drift).
 
 `request` is the Django (or DRF) request of the user acting: the audit trail takes the actor and address from
 it, and names the API token when the request carries one.
@@ -12,8 +13,12 @@ from django.db import transaction
 from nodes import audit
 from nodes.models import Artifact, Cluster
 
-from . import checklist, engine
-from .models import CheckRun, Deployment
+from . import backups, checklist, drift, engine
+from .models import Backup, CheckRun, Deployment, DriftCheck, Restore
+
+
+class NotConfirmed(ValueError):
+    """A restore was asked for without the cluster's name typed to confirm it; the message says what to type."""
 
 
 def start_deployment(request, cluster: Cluster, *, dry_run: bool, steps: list[str]) -> Deployment:
@@ -67,3 +72,45 @@ def store_artifact(request, cluster: Cluster, kind: str, upload) -> Artifact:
     audit.record(request, audit.Action.ARTIFACT_UPLOADED, target=cluster,
                  details=f"{art.get_kind_display()} {art.original_name}: {size} bytes, sha256 {sha}")
     return art
+
+
+# -- backups, restores, drift ---------------------------------------------------------------------------------
+
+def start_backup(request, cluster: Cluster) -> Backup:
+    """Back `cluster` up now (a run of the backup steps), and audit it. Raises engine.DeploymentRefused."""
+    backup = backups.start_backup(cluster, user=request.user)
+    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{backup.deployment_id}",
+                 cluster=cluster, details=f"backup {backup.backup_id}")
+    return backup
+
+
+def start_restore(request, backup: Backup, *, confirm: str, exact: bool) -> Restore:
+    """Restore `backup` to its cluster (the app servers stop), once `confirm` is the cluster's name; audited.
+    Raises NotConfirmed (nothing started) or engine.DeploymentRefused."""
+    cluster = backup.cluster
+    if (confirm or "").strip() != cluster.name:
+        raise NotConfirmed(f"Type the cluster's name, {cluster.name}, to confirm.")
+    restore = backups.start_restore(backup, user=request.user, exact=exact)
+    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{restore.deployment_id}",
+                 cluster=cluster, details=f"restore of backup {backup.backup_id}{' (exact)' if restore.exact else ''}")
+    return restore
+
+
+def start_drift_check(request, cluster: Cluster) -> DriftCheck:
+    """Check `cluster` for drift (the plan's probes as a dry run), and audit it. Raises engine.DeploymentRefused."""
+    check = drift.start_check(cluster, user=request.user)
+    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{check.deployment_id}",
+                 cluster=cluster, details=f"drift check #{check.pk}")
+    return check
+
+
+def repair_drift(request, cluster: Cluster) -> Deployment:
+    """Deploy only the steps the latest drift check found drifted, and audit it. Raises engine.DeploymentRefused
+    (no check yet, nothing drifted, another run going on)."""
+    check = drift.latest(cluster)
+    if check is None:
+        raise engine.DeploymentRefused("No drift check yet.")
+    dep = drift.repair(check, user=request.user)
+    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{dep.pk}", cluster=cluster,
+                 details=f"drift repair; steps: {', '.join(dep.steps)}")
+    return dep

@@ -183,6 +183,63 @@ class ClusterDetailSerializer(ClusterSerializer):
         fields = [*ClusterSerializer.Meta.fields, "layers", "health", "latest_deployment", "checklist"]
 
 
+# -- backups, restores, drift --------------------------------------------------------------------------------
+
+class BackupPartSerializer(serializers.Serializer):
+    size = serializers.IntegerField(allow_null=True)
+    sha256 = serializers.CharField(allow_null=True)
+
+
+class BackupSerializer(serializers.Serializer):
+    """A backup as `manage.py backups --format json` shows it (backups.summary), and the run that made it."""
+
+    id = serializers.CharField(help_text="The backup's id (time and a suffix): the name to restore it by.")
+    state = serializers.ChoiceField(choices=["running", "complete", "failed"])
+    created = serializers.DateTimeField()
+    finished = serializers.DateTimeField(allow_null=True)
+    reason = serializers.ChoiceField(choices=["on_demand", "scheduled", "before_operation"])
+    note = serializers.CharField()
+    size = serializers.IntegerField(help_text="Bytes, all parts together.")
+    parts = serializers.DictField(child=BackupPartSerializer(),
+                                  help_text="database, files, desired_state, manifest: size and sha256 of each.")
+    joget_version = serializers.CharField()
+    deployment = serializers.IntegerField(allow_null=True, help_text="The run (deployment) that made it.")
+
+
+class RestoreSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    backup = serializers.CharField(source="backup.backup_id")
+    deployment = serializers.IntegerField(source="deployment_id", help_text="The run: follow it at /deployments/{id}/.")
+    exact = serializers.BooleanField()
+    pre_backup = serializers.CharField(help_text="The backup taken first in the same run, if the cluster's "
+                                                 "setting asks for one.")
+    created = serializers.DateTimeField()
+
+
+class DriftFindingSerializer(serializers.Serializer):
+    step = serializers.CharField()
+    node = serializers.CharField(help_text="A node's name, or 'cluster'.")
+    description = serializers.CharField()
+    diff = serializers.CharField()
+
+
+class DriftCheckSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    state = serializers.ChoiceField(choices=["running", "clean", "drifted", "failed"],
+                                    help_text="failed: the check could not probe everything (see the findings).")
+    deployment = serializers.IntegerField(source="deployment_id", allow_null=True, help_text="The dry run it read.")
+    created = serializers.DateTimeField()
+    finished = serializers.DateTimeField(allow_null=True)
+    drifted_steps = serializers.ListField(child=serializers.CharField(), help_text="What a repair would deploy.")
+    findings = DriftFindingSerializer(many=True)
+
+
+class DriftStartedSerializer(serializers.Serializer):
+    deployment = serializers.IntegerField(help_text="The run: the check's dry run, or the repair.")
+    drift_check = serializers.IntegerField(allow_null=True, help_text="The new check; null for a repair.")
+    steps = serializers.ListField(child=serializers.CharField(), help_text="A repair's steps; [] for a check.")
+
+
 # -- requests ---------------------------------------------------------------------------------------------
 
 class DeploymentStartSerializer(serializers.Serializer):
@@ -222,6 +279,18 @@ class NodeInputSerializer(serializers.Serializer):
     install_path = serializers.CharField(required=False)
     catalina_home = serializers.CharField(required=False)
     catalina_base = serializers.CharField(required=False)
+
+
+class RestoreStartSerializer(serializers.Serializer):
+    confirm = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=True,
+                                    help_text="The cluster's name, typed: the app servers stop during a restore.")
+    exact = serializers.BooleanField(default=False, help_text="Remove files of the shared directory not in the "
+                                                              "backup.")
+
+
+class DriftStartSerializer(serializers.Serializer):
+    repair = serializers.BooleanField(default=False, help_text="Deploy only the steps the latest check found "
+                                                               "drifted, instead of checking.")
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import views
+from . import backup_views, views
 
 app_name = "api"
 
@@ -24,6 +24,11 @@ urlpatterns = [
     path("clusters/<slug:name>/artifacts/", _api(views.cluster_artifacts), name="cluster_artifacts"),
     path("clusters/<slug:name>/checklist/", _api(views.cluster_checklist), name="cluster_checklist"),
     path("clusters/<slug:name>/system-keys/", _api(views.system_keys), name="system_keys"),
+    path("clusters/<slug:name>/backups/", _api(backup_views.cluster_backups), name="cluster_backups"),
+    path("clusters/<slug:name>/backups/<slug:backup_id>/", _api(backup_views.backup_detail), name="backup_detail"),
+    path("clusters/<slug:name>/backups/<slug:backup_id>/restore/", _api(backup_views.backup_restore),
+         name="backup_restore"),
+    path("clusters/<slug:name>/drift/", _api(backup_views.cluster_drift), name="cluster_drift"),
     path("deployments/<int:pk>/", _api(views.deployment_detail), name="deployment_detail"),
     path("deployments/<int:pk>/log/", _api(views.deployment_log), name="deployment_log"),
     path("deployments/<int:pk>/cancel/", _api(views.deployment_cancel), name="deployment_cancel"),

@@ -159,7 +159,8 @@ def test_the_schema_validates_and_the_docs_page_is_served_here(live_server, api_
     assert schema.status == 200 and schema.json["openapi"].startswith("3.")
     paths = schema.json["paths"]
     assert {"/api/v1/clusters/{name}/deployments/", "/api/v1/deployments/{id}/log/",
-            "/api/v1/clusters/{name}/system-keys/"} <= set(paths)
+            "/api/v1/clusters/{name}/system-keys/", "/api/v1/clusters/{name}/backups/",
+            "/api/v1/clusters/{name}/backups/{backup_id}/restore/", "/api/v1/clusters/{name}/drift/"} <= set(paths)
     assert schema.json["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
     assert call(f"{live_server.url}/api/v1/schema/").status == 401
 

@@ -16,15 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, cluster, format: str, **options):
         obj = get_cluster(cluster)
-        rows = []
-        for b in obj.backups.all():
-            rows.append({
-                "id": b.backup_id, "state": backups.backup_state(b), "created": b.created.isoformat(),
-                "finished": b.finished.isoformat() if b.finished else None, "reason": b.reason, "note": b.note,
-                "size": b.total_size,
-                "parts": {p: {"size": v.get("size"), "sha256": v.get("sha256")} for p, v in b.parts.items()},
-                "joget_version": b.manifest.get("joget_version", ""),
-            })
+        rows = [backups.summary(b) for b in obj.backups.all()]
         if format == "json":
             self.stdout.write(json.dumps(rows, indent=2))
             return
