@@ -12,7 +12,7 @@ from django.db import transaction
 from nodes import audit
 from nodes.models import Artifact, Cluster
 
-from . import checklist, engine
+from . import checklist, engine, rolling
 from .models import CheckRun, Deployment
 
 
@@ -67,3 +67,40 @@ def store_artifact(request, cluster: Cluster, kind: str, upload) -> Artifact:
     audit.record(request, audit.Action.ARTIFACT_UPLOADED, target=cluster,
                  details=f"{art.get_kind_display()} {art.original_name}: {size} bytes, sha256 {sha}")
     return art
+
+
+def start_operation(request, cluster: Cluster, operation: str, *, war=None, nodes: list[str] | None = None,
+                    batch: int | None = None) -> Deployment:
+    """Start a rolling operation (restart, upgrade with `war`, rollback) of `cluster`, and audit it.
+    `request` may be None (the command line). Raises engine.DeploymentRefused with the reason."""
+    user = getattr(request, "user", None)
+    dep = rolling.start(cluster, operation, user=user if user and user.is_authenticated else None, war=war,
+                        nodes=nodes, batch=batch)
+    details = f"{dep.get_operation_display()}; batch {dep.options.get('batch', 1)}"
+    if nodes:
+        details += f"; nodes {', '.join(nodes)}"
+    if war is not None:
+        details += f"; new jw.war {getattr(war, 'name', war)} (Joget {dep.options.get('version', '?')})"
+    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{dep.pk}", cluster=cluster,
+                 details=details)
+    return dep
+
+
+def set_member_state(request, node, state: str) -> Deployment:
+    """Keep `node`'s member state (enabled, disabled, drain) and apply it: at runtime through balancer-manager and
+    in the balancer's site file (so a reload or a redeploy keeps it), as a run of its own; audited."""
+    from nodes.models import BalancerState, Node
+
+    if state not in BalancerState.values:
+        raise engine.DeploymentRefused(f"Unknown member state {state!r}: use {', '.join(BalancerState.values)}.")
+    if not node.is_app_server:
+        raise engine.DeploymentRefused(f"{node.name} is not an app server: it is no member of the balancer.")
+    before = node.balancer_state
+    with transaction.atomic():
+        Node.objects.filter(pk=node.pk).update(balancer_state=state)
+        user = getattr(request, "user", None)
+        dep = rolling.start(node.cluster, Deployment.Operation.MEMBERS,
+                            user=user if user and user.is_authenticated else None)
+    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=node, cluster=node.cluster,
+                 details=f"balancer member {node.name}: {before} → {state} (deployment #{dep.pk})")
+    return dep

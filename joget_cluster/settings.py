@@ -243,6 +243,8 @@ DEPLOYMENT_STEP_MODULES = [
     "deployments.steps.joget",
     "deployments.steps.load_balancer",
     "deployments.steps.post_test",
+    "deployments.steps.members",  # day-2: member states in the balancer
+    "deployments.steps.roll",  # day-2: rolling restart, upgrade, rollback
 ]
 DEPLOYMENT_STEP_MODULES += env.list("EXTRA_STEP_MODULES", default=[])
 # Threads per worker process that run step runs (a step's nodes at once); each holds a database connection.

@@ -1,5 +1,5 @@
 <%--
-  /jw/testbed/session (stand-in only): one line "node=<jvmRoute> count=<n> db=<ok|error>".
+  /jw/testbed/session (stand-in only): one line "node=<jvmRoute> count=<n> db=<ok|error> build=<sha8>".
   The count is an Integer session attribute, set again on every request so replication ships it.
 --%><%@ page session="false" contentType="text/plain; charset=UTF-8" trimDirectiveWhitespaces="true" %><%@ include file="/WEB-INF/jspf/standin.jspf" %><%
     jakarta.servlet.http.HttpSession s = request.getSession(true);
@@ -16,5 +16,6 @@
         node = dot >= 0 ? id.substring(dot + 1) : hostName();
     }
     response.setHeader("Cache-Control", "no-store");
-    out.print("node=" + node.trim() + " count=" + count + " db=" + checkDatabase(readDatasource()) + "\n");
+    out.print("node=" + node.trim() + " count=" + count + " db=" + checkDatabase(readDatasource())
+              + " build=" + standinBuild(application) + "\n");
 %>
