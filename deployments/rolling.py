@@ -52,10 +52,6 @@ class RollRefused(Exception):
     """The operation cannot start; the message says why."""
 
 
-def setting(name: str, default):
-    return getattr(settings, name, default)
-
-
 # -- planning ---------------------------------------------------------------------------------------
 
 def serving(cluster: Cluster) -> bool:
@@ -251,8 +247,8 @@ def roll_node(ctx: StepContext, change: Callable[[], None] | None = None) -> Non
     ctx.log(f"① take {node.name} out of the balancer (disable {node.jvm_route}); "
             f"{', '.join(m.route for m in others)} serve meanwhile")
     manager.set_state(node, BalancerState.DISABLED)
-    waited = manager.wait_idle(node, timeout=setting("ROLL_DRAIN_TIMEOUT", 60), log=ctx.log)
-    settle = float(setting("ROLL_SETTLE_SECONDS", 1.0))
+    waited = manager.wait_idle(node, timeout=settings.ROLL_DRAIN_TIMEOUT, log=ctx.log)
+    settle = settings.ROLL_SETTLE_SECONDS
     ctx.log(f"② no request in flight on {node.name} (waited {waited} s); {settle:g} s for replication to settle")
     time.sleep(settle)
     ctx.log(f"③ stop Tomcat on {node.name}")
@@ -264,10 +260,10 @@ def roll_node(ctx: StepContext, change: Callable[[], None] | None = None) -> Non
     tomcat_tools.start(ctx)
     path = f"{cluster.context_path}{web.ANON_PATH}"
     body = tomcat_tools.wait_for_url(ctx, node, path, contains=ANONYMOUS,
-                                     timeout=setting("ROLL_APP_TIMEOUT", 240))
+                                     timeout=settings.ROLL_APP_TIMEOUT)
     ctx.log(f"⑥ Joget answers on {node.name} itself: {body[:80]}")
     peers = cluster.app_servers().count() > 1
-    timeout = int(setting("ROLL_REJOIN_TIMEOUT", 60))
+    timeout = int(settings.ROLL_REJOIN_TIMEOUT)
     r = ctx.run(rejoined_command(node, timeout, peers), quiet=True, timeout=timeout + 60)
     if not r.ok:
         ctx.run(tomcat_tools.read_catalina_out(node, 'tail -n 20 -- "$1"'), timeout=30)

@@ -13,7 +13,7 @@ class ClusterForm(forms.ModelForm):
     class Meta:
         model = Cluster
         fields = ["name", "joget_version", "context_path", "wflow_home", "datasource_profile", "multicast",
-                  "credential", "joget_admin_user", "joget_admin_password"]
+                  "synchronous_replication", "credential", "joget_admin_user", "joget_admin_password"]
 
     def clean_joget_admin_password(self):
         value = self.cleaned_data["joget_admin_password"]

@@ -58,6 +58,12 @@ class Cluster(models.Model):
         default=True,
         help_text="Tomcat membership by multicast; off lists the other app servers statically.",
     )
+    synchronous_replication = models.BooleanField(
+        default=False,
+        help_text="Session replication acknowledged before each request ends (channelSendOptions 6): no node answers "
+                  "with an older copy of a session after a failover or a rolling restart, at the cost of a round "
+                  "trip to the other app servers per request. Off: Tomcat's asynchronous default (8).",
+    )
     credential = models.ForeignKey(
         Credential, null=True, blank=True, on_delete=models.PROTECT, help_text="Default SSH login for its nodes."
     )
