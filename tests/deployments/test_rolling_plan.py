@@ -175,3 +175,26 @@ def test_synchronous_replication_is_a_named_send_option_and_off_removes_only_the
     assert b"channelSendOptions" not in x.edit(on, x.set_cluster(x.ClusterSpec()))
     own = on.replace(b"use_ack,synchronized_ack", b"6")
     assert b'channelSendOptions="6"' in x.edit(own, x.set_cluster(x.ClusterSpec()))
+
+
+@pytest.mark.django_db
+def test_cluster_page_levers_start_runs_and_say_why_not(admin_client):
+    from django.urls import reverse
+
+    c = _cluster(3)
+    page = admin_client.get(reverse("nodes:cluster_detail", args=[c.name])).content.decode()
+    assert "Rolling restart…" in page and "app2: out of the balancer" in page
+    card = admin_client.get(reverse("deployments:members", args=[c.name])).content.decode()
+    assert "balancer-manager" in card and 'data-member="node02"' in card  # not reachable here: said, rows kept
+    reply = admin_client.post(reverse("deployments:member_state", args=[c.name, "app2"]), {"state": "disabled"})
+    dep = Deployment.objects.get(operation=Deployment.Operation.MEMBERS)
+    assert reply.url == reverse("deployments:deployment_detail", args=[dep.pk])
+    assert Node.objects.get(name="app2").balancer_state == "disabled"
+    assert {r.step for r in dep.runs.all()} == {"members.apply", "load_balancer.site"}
+    # One run at a time: the restart is refused while the member change runs, and says so.
+    reply = admin_client.post(reverse("deployments:operate", args=[c.name, "restart"]), follow=True)
+    assert "is running" in reply.content.decode()
+    Deployment.objects.filter(pk=dep.pk).update(status=Deployment.Status.SUCCEEDED)
+    reply = admin_client.post(reverse("deployments:operate", args=[c.name, "restart"]), {"batch": "2"})
+    dep = Deployment.objects.get(operation=Deployment.Operation.RESTART)
+    assert sorted(r.wave for r in dep.runs.all()) == [1, 1, 2] and dep.options["batch"] == 2
