@@ -1,7 +1,7 @@
 """Steady load through the testbed's balancer, for tests that change a serving cluster (rolls, scale-out).
 
 `SteadyLoad(host)` runs N sessions, each a thread with its own cookie, asking the stand-in's session endpoint
-(`/jw/testbed/session`: `node=<route> count=<n> db=<ok> build=<sha8>`) a few times a second, until `stop()`
+(`/jw/testbed/session`: `node=<route> count=<n> build=<sha8> db=<ok>`) a few times a second, until `stop()`
 (or its time or request bound). The report counts what a user would notice:
 
 - failed: any answer but 200, or no answer (connection refused, reset, timeout);
@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 SESSION_PATH = "/jw/testbed/session"
-_ANSWER = re.compile(r"node=(\S+) count=(\d+) db=(\S+)(?: build=(\S+))?")
+_ANSWER = re.compile(r"node=(\S+) count=(\d+)(?: build=(\S+))? db=(.*)")
 
 
 @dataclass
@@ -90,7 +90,7 @@ class _Session(threading.Thread):
         if not m:
             load.record(self, failed=f"unexpected answer {body[:80]!r}")
             return
-        node, count, build = m.group(1), int(m.group(2)), m.group(4) or "?"
+        node, count, build = m.group(1), int(m.group(2)), m.group(3) or "?"
         new_id = re.search(r"JSESSIONID=([^;]+)", set_cookie)
         lost = stale = jump = False
         if new_id:
