@@ -37,7 +37,7 @@ OPERATION_STEPS = {
     Operation.RESTART: [ROLL_STEP],
     Operation.UPGRADE: [ROLL_STEP],
     Operation.ROLLBACK: [ROLL_STEP],
-    Operation.MEMBERS: ["members.apply", "load_balancer.site"],
+    Operation.MEMBERS: ["members.apply"],
 }
 ANONYMOUS = '"roleAnonymous"'
 # catalina.out lines of a node that has rejoined: a peer seen, and DeltaManager's state transfer done (or

@@ -44,10 +44,16 @@ class LoadReport:
     node_builds: Counter = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)  # the first few failures and losses, with their time
     seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)  # ms of each answered request
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
 
     def summary(self) -> str:
         return (f"{self.requests} requests in {self.seconds:.0f} s: failed={self.failed} lost={self.lost} "
-                f"stale={self.stale} jumps={self.jumps}; nodes {dict(sorted(self.nodes.items()))}; builds "
+                f"stale={self.stale} jumps={self.jumps}; latency p50 {self.percentile(50):.1f} ms p95 "
+                f"{self.percentile(95):.1f} ms; nodes {dict(sorted(self.nodes.items()))}; builds "
                 f"{dict(sorted(self.builds.items()))}" + (f"; first errors: {self.errors[:5]}" if self.errors else ""))
 
 
@@ -72,6 +78,7 @@ class _Session(threading.Thread):
     def one(self):
         load = self.load
         conn = http.client.HTTPConnection(load.host, load.port, timeout=load.timeout)
+        t0 = time.monotonic()
         try:
             conn.request("GET", SESSION_PATH, headers={"Cookie": self.cookie} if self.cookie else {})
             resp = conn.getresponse()
@@ -106,7 +113,8 @@ class _Session(threading.Thread):
             elif count > self.count + 1:
                 jump = True
         self.count = count
-        load.record(self, node=node, build=build, lost=lost, stale=stale, jump=jump, seen=body.strip())
+        load.record(self, node=node, build=build, lost=lost, stale=stale, jump=jump, seen=body.strip(),
+                    ms=(time.monotonic() - t0) * 1000)
 
 
 class SteadyLoad:
@@ -126,7 +134,7 @@ class SteadyLoad:
         self._t0 = 0.0
 
     def record(self, session: _Session, *, failed: str = "", node: str = "", build: str = "", lost=False,
-               stale=False, jump=False, seen: str = "") -> None:
+               stale=False, jump=False, seen: str = "", ms: float = 0.0) -> None:
         at = f"{time.monotonic() - self._t0:.1f}s s{session.index}"
         with self._lock:
             r = self.report
@@ -136,6 +144,7 @@ class SteadyLoad:
                 r.errors.append(f"{at}: {failed}")
                 return
             r.nodes[node] += 1
+            r.latencies.append(ms)
             r.builds[build] += 1
             r.node_builds[(node, build)] += 1
             r.lost += lost

@@ -8,12 +8,13 @@ status flags `w_status_D` (disabled) and `w_status_N` (drain), each 0 or 1; a fl
 A runtime change lasts until Apache reloads: the site file carries the node's persisted state too
 (`status=+D` / `status=+N`, load_balancer.render_site).
 
-Steps: `members.apply` (the cluster's persisted states, at runtime; an operation of its own with
-load_balancer.site, which keeps them in the site file).
+Step: `members.apply` (the cluster's kept states: at runtime first, then in the balancer's site through
+load_balancer.site's own probe and apply, found in the registry).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 import time
@@ -24,7 +25,7 @@ from nodes.health.balancer_manager import parse_balancer_manager
 from nodes.models import BalancerState, LayerMode, LoadBalancer
 from nodes.ssh import quote
 
-from . import register
+from . import get_step, register
 from .base import Change, Step, StepContext, StepFailed
 
 PATH = "/balancer-manager"
@@ -189,12 +190,34 @@ class SetMember(Change):
         manager.set_state(node, node.balancer_state)
 
 
+class KeepInSite(Change):
+    """The balancer's site rewritten with the kept states (load_balancer.site's own changes, through the
+    registry), so that a reload or a redeploy keeps them."""
+
+    planned: list | None = None
+    site_ctx: StepContext | None = None
+
+    def apply(self, ctx, conn=None):
+        ctx.log(f"→ {self.description}")
+        site = get_step("load_balancer.site")
+        site.apply(self.site_ctx, self.planned)
+        site.verify(self.site_ctx)
+
+
+def site_context(ctx: StepContext) -> StepContext | None:
+    """The context of load_balancer.site on the balancer node, when the console manages that node."""
+    lb = ctx.cluster.layer("load_balancer")
+    if lb is None or lb.mode != LayerMode.MANAGED or not lb.node_id:
+        return None
+    return dataclasses.replace(ctx, node=lb.node, conn=ctx.connect(lb.node), notes=[])
+
+
 @register
 class ApplyMembers(Step):
     key = "members.apply"
     title = "Load balancer: each app server's member state (enabled, disabled, drain) at runtime"
     layer = "load_balancer"
-    in_default_plan = False  # its own operation (`operate CLUSTER disable NODE`), with load_balancer.site
+    in_default_plan = False  # its own operation (`operate CLUSTER disable NODE`)
     hint = "The console must reach balancer-manager from its own address (the load balancer's manager address)."
 
     def probe(self, ctx):
@@ -205,6 +228,14 @@ class ApplyMembers(Step):
             if member is not None and member.state != node.balancer_state:
                 changes.append(SetMember(f"set {node.name} {node.balancer_state} (Apache has it {member.status})",
                                          path=node.name))
+        site_ctx = site_context(ctx)
+        if site_ctx is None:
+            ctx.log("The balancer is not managed by the console: the states are set at runtime only.")
+        elif planned := get_step("load_balancer.site").probe(site_ctx):
+            keep = KeepInSite("keep the states in the balancer's site: " + "; ".join(c.description for c in planned),
+                              diff="\n".join(c.diff for c in planned if c.diff))
+            keep.planned, keep.site_ctx = planned, site_ctx
+            changes.append(keep)
         return changes
 
     def verify(self, ctx):

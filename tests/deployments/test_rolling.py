@@ -68,6 +68,7 @@ def record(name: str, report) -> None:
     figures = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
     figures[name] = {"requests": report.requests, "failed": report.failed, "lost": report.lost,
                      "stale": report.stale, "jumps": report.jumps, "seconds": round(report.seconds, 1),
+                     "p50_ms": round(report.percentile(50), 1), "p95_ms": round(report.percentile(95), 1),
                      "nodes": dict(report.nodes), "builds": dict(report.builds), "errors": report.errors[:5]}
     FIGURES.write_text(json.dumps(figures, indent=2))
     print(f"{name}: {report.summary()}")
@@ -187,3 +188,34 @@ def test_a_redeploy_that_changes_server_xml_rolls_and_synchronous_replication(cl
     assert dep.status == "succeeded", explain(dep)
     assert (sync_load.failed, sync_load.lost) == (0, 0), sync_load.summary()
     assert sync_load.stale == 0, sync_load.summary()
+
+
+def test_disable_drain_and_enable_a_member_from_the_command_line_survive_a_reload(cluster, roll_testbed, capsys):
+    from django.core.management import call_command
+
+    tb = roll_testbed
+    site = "/etc/apache2/sites-available/jwsite.conf"
+    call_command("operate", cluster.name, "disable", "app3", "--follow")
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == "changed=1 ok=0 failed=0 skipped=0", out
+    assert manager_states(cluster)["node03"] == "disabled"
+    assert "route=node03 retry=10 status=+D" in sh(tb, "lb", f"cat {site}")
+    tb.host_exec("lb", "apache2ctl graceful", check=True)  # a reload keeps it: it is in the site file
+    wait_for(lambda: manager_states(cluster).get("node03") == "disabled", timeout=20, message="node03 disabled")
+    with SteadyLoad(tb.address("lb"), sessions=4, rate=4.0) as load:
+        load.wait_requests(40)
+    assert load.report.failed == 0 and "node03" not in load.report.nodes, load.report.summary()
+
+    call_command("operate", cluster.name, "drain", "app3")
+    dep = wait_done(Deployment.objects.filter(cluster=cluster).first())
+    assert dep.status == "succeeded", explain(dep)
+    assert manager_states(cluster)["node03"] == "drain"
+    assert "route=node03 retry=10 status=+N" in sh(tb, "lb", f"cat {site}")
+
+    call_command("operate", cluster.name, "enable", "app3", "--follow")
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "changed=1 ok=0 failed=0 skipped=0"
+    assert set(manager_states(cluster).values()) == {"enabled"}
+    assert "status=+" not in sh(tb, "lb", f"cat {site}")
+    # A redeploy keeps the states as they are kept: nothing to change.
+    again = deploy(cluster, steps=None, timeout=600)
+    assert again.status == "succeeded" and again.recap()["changed"] == 0, explain(again)
