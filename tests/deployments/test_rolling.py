@@ -219,3 +219,29 @@ def test_disable_drain_and_enable_a_member_from_the_command_line_survive_a_reloa
     # A redeploy keeps the states as they are kept: nothing to change.
     again = deploy(cluster, steps=None, timeout=600)
     assert again.status == "succeeded" and again.recap()["changed"] == 0, explain(again)
+
+
+@pytest.mark.browser
+def test_a_roll_in_progress_in_the_browser(cluster, roll_testbed, live_server, admin_user, browser_page, screenshot):
+    from playwright.sync_api import expect
+
+    from tests.browser_plugin import log_in
+
+    page, url = browser_page, live_server.url
+    log_in(page, url, f"/clusters/{cluster.name}/")
+    expect(page.locator("#members-table tr[data-member]")).to_have_count(3)
+    expect(page.locator("#operate-restart summary")).to_be_visible()
+    dep = services.start_operation(None, cluster, Op.RESTART)
+    # The second node out of the balancer, restarting; the first one back.
+    wait_for(lambda: dep.runs.filter(node__name="app2", status=S.RUNNING).exists()
+             and manager_states(cluster).get("node02") == "disabled", timeout=180, message="app2 rolling")
+    page.goto(f"{url}/clusters/{cluster.name}/")
+    expect(page.locator('#members-table tr[data-member="node02"]')).to_contain_text("Dis")
+    screenshot(page, "rolling-members")
+    page.goto(f"{url}/deployments/{dep.pk}/")
+    expect(page.locator("#deployment-status")).to_contain_text("wave 2")
+    screenshot(page, "rolling-restart")
+    dep = wait_done(dep)
+    assert dep.status == "succeeded", explain(dep)
+    page.reload()
+    expect(page.locator("#deployment-status .recap")).to_have_text("changed=3 ok=0 failed=0 skipped=0")

@@ -198,3 +198,13 @@ def test_cluster_page_levers_start_runs_and_say_why_not(admin_client):
     reply = admin_client.post(reverse("deployments:operate", args=[c.name, "restart"]), {"batch": "2"})
     dep = Deployment.objects.get(operation=Deployment.Operation.RESTART)
     assert sorted(r.wave for r in dep.runs.all()) == [1, 1, 2] and dep.options["batch"] == 2
+
+
+@pytest.mark.django_db
+def test_node_page_has_the_member_levers(admin_client):
+    from django.urls import reverse
+
+    c = _cluster(2)
+    page = admin_client.get(reverse("nodes:node_detail", args=[c.name, "app1"])).content.decode()
+    assert 'id="balancer-state"' in page and ">Disable</button>" in page and ">Drain</button>" in page
+    assert reverse("deployments:member_state", args=[c.name, "app1"]) in page
