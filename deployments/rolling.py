@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 
 from nodes import web
 from nodes.models import Artifact, BalancerState, Cluster
@@ -162,17 +163,19 @@ def start(cluster: Cluster, operation: str, *, user=None, war: Path | None = Non
             batch_size(cluster, options)
     except RollRefused as exc:
         raise engine.DeploymentRefused(str(exc)) from None
-    dep = engine.start(cluster, user=user, steps=OPERATION_STEPS[operation], operation=operation, options=options)
-    if operation in (Operation.UPGRADE, Operation.ROLLBACK):
-        _swap_artifacts(cluster, dep, war)
-    return dep
+    # One transaction: the runs start (on commit) only once the cluster's jw.war is the one they install, and a
+    # refused start (another run of the cluster) leaves the artifacts as they were.
+    with transaction.atomic():
+        if operation in (Operation.UPGRADE, Operation.ROLLBACK):
+            options["war"] = _swap_artifacts(cluster, war)
+        return engine.start(cluster, user=user, steps=OPERATION_STEPS[operation], operation=operation,
+                            options=options)
 
 
-def _swap_artifacts(cluster: Cluster, dep: Deployment, war: Path | None) -> None:
-    """The cluster's jw.war becomes what the operation installs; the one it replaces is kept as the previous one
-    (so a later deployment keeps the upgrade, and a rollback has something to go back to)."""
+def _swap_artifacts(cluster: Cluster, war: Path | None) -> str:
+    """The cluster's jw.war becomes what the operation installs (its sha256 returned); the one it replaces is
+    kept as the previous one (so a later deployment keeps the upgrade, and a rollback has something to go back to)."""
     from django.core.files import File
-    from django.db import transaction
 
     kinds = Artifact.Kind
     with transaction.atomic():
@@ -194,8 +197,7 @@ def _swap_artifacts(cluster: Cluster, dep: Deployment, war: Path | None) -> None
             Artifact.objects.filter(pk=previous.pk).update(kind=kinds.JW_WAR)
             if current:
                 Artifact.objects.filter(pk=current.pk).update(kind=kinds.PREVIOUS_JW_WAR)
-        Deployment.objects.filter(pk=dep.pk).update(options={**dep.options, "war": Artifact.objects.get(
-            cluster=cluster, kind=kinds.JW_WAR).sha256})
+        return Artifact.objects.get(cluster=cluster, kind=kinds.JW_WAR).sha256
 
 
 # -- one node ---------------------------------------------------------------------------------------

@@ -75,6 +75,9 @@ class RollNode(AppServerStep):
             return [roll]
         if operation not in WAR_CHANGING and not rolling.restarted_by(ctx):
             return [Roll(f"roll {ctx.node.name}: restart Tomcat")]
+        if operation in WAR_CHANGING and tomcat_tools.stored_fingerprint(ctx) != tomcat_tools.current_fingerprint(ctx):
+            # The WAR is in place (an earlier attempt) but Tomcat has not run it since: restart it.
+            return [Roll(f"roll {ctx.node.name}: restart Tomcat, whose WAR changed since it started")]
         member = Manager(ctx.cluster, ctx).member(ctx.node)
         if member.state != ctx.node.balancer_state:
             return [Roll(f"roll {ctx.node.name}: it is {member.status} in the balancer, kept state "
