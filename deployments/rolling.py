@@ -10,7 +10,8 @@ through the balancer. A failure raises StepFailed with the node still out of the
 Each operation is a plan of the engine (a Deployment with `operation` and `options`): its rolling step's runs
 go in waves (StepRun.wave), and the engine starts wave k+1 only when wave k has succeeded; a failed wave skips
 the rest, and Resume/Retry go on from there. `start` is the one entry point (the `operate` command, the pages,
-a benchmark); a deployment of a serving cluster rolls joget.running the same way (`plan_runs`).
+a benchmark); a deployment of a serving cluster rolls joget.running the same way (`plan_runs`). `run` starts
+one and waits for its end (a benchmark's entry point).
 """
 
 from __future__ import annotations
@@ -170,6 +171,17 @@ def start(cluster: Cluster, operation: str, *, user=None, war: Path | None = Non
             options["war"] = _swap_artifacts(cluster, war)
         return engine.start(cluster, user=user, steps=OPERATION_STEPS[operation], operation=operation,
                             options=options)
+
+
+def run(cluster: Cluster, operation: str, *, timeout: float = 3600, poll: float = 0.5, **options) -> Deployment:
+    """Start a roll (as `start`, with its keyword options) and wait until it has finished: for a benchmark or a
+    script. Returns the finished Deployment (its status, `recap()`, and the runs' timings)."""
+    dep = start(cluster, operation, **options)
+    deadline = time.monotonic() + timeout
+    while dep.is_active and time.monotonic() < deadline:
+        time.sleep(poll)
+        dep.refresh_from_db()
+    return dep
 
 
 def _swap_artifacts(cluster: Cluster, war: Path | None) -> str:
