@@ -74,9 +74,9 @@ def record(name: str, report) -> None:
     print(f"{name}: {report.summary()}")
 
 
-def under_load(tb, name: str, start) -> tuple[Deployment, object]:
+def under_load(tb, name: str, start, rate: float = 3.0) -> tuple[Deployment, object]:
     """Run the operation `start()` starts while sessions keep asking through the balancer; (deployment, report)."""
-    with SteadyLoad(tb.address("lb"), sessions=6, rate=3.0) as load:
+    with SteadyLoad(tb.address("lb"), sessions=6, rate=rate) as load:
         load.wait_requests(18)
         dep = wait_done(start())
         time.sleep(1.0)  # a few requests after the last node is back
@@ -116,7 +116,9 @@ def test_rolling_upgrade_then_rollback_then_restart_lose_nothing(cluster, roll_t
     assert (load.failed, load.lost) == (0, 0), load.summary()
     assert set(node_builds(tb).values()) == old_build
 
-    dep, load = under_load(tb, "restart", lambda: services.start_operation(None, cluster, Op.RESTART))
+    # Faster sessions (10 requests a second each) for the stale reads asynchronous replication may show.
+    dep, load = under_load(tb, "restart, fast sessions (asynchronous replication)",
+                           lambda: services.start_operation(None, cluster, Op.RESTART), rate=10.0)
     assert dep.status == "succeeded", explain(dep)
     rolled_in_waves(dep)
     assert (load.failed, load.lost) == (0, 0), load.summary()
@@ -178,8 +180,8 @@ def test_a_redeploy_that_changes_server_xml_rolls_and_synchronous_replication(cl
         server_xml = sh(tb, host, "cat /opt/joget/tomcat-base/conf/server.xml")
         assert 'channelSendOptions="use_ack,synchronized_ack"' in server_xml
 
-    dep, sync_load = under_load(tb, "restart (synchronous replication)",
-                                lambda: services.start_operation(None, cluster, Op.RESTART))
+    dep, sync_load = under_load(tb, "restart, fast sessions (synchronous replication)",
+                                lambda: services.start_operation(None, cluster, Op.RESTART), rate=10.0)
     assert dep.status == "succeeded", explain(dep)
     assert (sync_load.failed, sync_load.lost) == (0, 0), sync_load.summary()
     assert sync_load.stale == 0, sync_load.summary()
