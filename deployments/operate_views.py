@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
 
 from joget_cluster.access import operator_required, viewer_required
 from nodes.models import BalancerState, Node
@@ -37,9 +38,12 @@ def members(request, name):
         error = str(exc)
     rows = [{"node": n, "member": reported.get(n.jvm_route)} for n in cluster.app_servers()]
     running = cluster.deployments.filter(status=Deployment.Status.RUNNING).exists()
-    return render(request, "deployments/_cluster_members.html",
-                  {"cluster": cluster, "rows": rows, "error": error, "running": running,
-                   "states": BalancerState.choices})
+    response = render(request, "deployments/_cluster_members.html",
+                      {"cluster": cluster, "rows": rows, "error": error, "running": running,
+                       "states": BalancerState.choices})
+    if not running:  # what Apache reports changes only while a run goes on: no poll meanwhile
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
 
 
 @require_POST

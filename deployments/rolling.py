@@ -70,13 +70,20 @@ def can_roll(cluster: Cluster) -> bool:
 
 def batch_size(cluster: Cluster, options: dict) -> int:
     total = cluster.app_servers().count()
-    batch = int(options.get("batch") or 1)
+    batch = int(options.get("batch") or cluster.roll_batch or 1)
     if batch < 1:
         raise RollRefused("--batch must be 1 or more.")
     if batch >= total:
         raise RollRefused(f"A batch of {batch} would restart all {total} app servers of {cluster.name} at once: "
                           f"a roll keeps at least one serving (--batch {max(1, total - 1)} at most).")
     return batch
+
+
+def _deploy_batch(cluster: Cluster) -> int:
+    try:
+        return batch_size(cluster, {})
+    except RollRefused:
+        return 1
 
 
 def plan_runs(cluster: Cluster, plan: list, options: dict, *, dry_run: bool) -> list[tuple[int, object, object, int]]:
@@ -91,7 +98,8 @@ def plan_runs(cluster: Cluster, plan: list, options: dict, *, dry_run: bool) -> 
                 raise RollRefused(f"Not app servers of {cluster.name}: {', '.join(unknown)}.")
             targets = [n for n in targets if n.name in only]
         rolls = not dry_run and step.rolls(cluster)
-        batch = batch_size(cluster, options) if rolls else 1
+        # A deployment's own roll (joget.running) with a batch too big for the cluster goes one node at a time.
+        batch = (batch_size(cluster, options) if step.key == ROLL_STEP else _deploy_batch(cluster)) if rolls else 1
         runs += [(pos, step, node, (1 + i // batch) if rolls else 0) for i, node in enumerate(targets)]
     return runs
 
@@ -146,7 +154,7 @@ def start(cluster: Cluster, operation: str, *, user=None, war: Path | None = Non
     Raises engine.DeploymentRefused (RollRefused's reason) when it cannot start."""
     from . import engine
 
-    options: dict = {"batch": batch or 1}
+    options: dict = {"batch": batch or cluster.roll_batch or 1}
     if nodes:
         options["nodes"] = list(nodes)
     try:

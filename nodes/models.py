@@ -64,6 +64,10 @@ class Cluster(models.Model):
                   "with an older copy of a session after a failover or a rolling restart, at the cost of a round "
                   "trip to the other app servers per request. Off: Tomcat's asynchronous default (8).",
     )
+    roll_batch = models.PositiveSmallIntegerField(
+        "rolling batch", default=1,
+        help_text="App servers a rolling operation restarts at once (always fewer than all of them).",
+    )
     credential = models.ForeignKey(
         Credential, null=True, blank=True, on_delete=models.PROTECT, help_text="Default SSH login for its nodes."
     )

@@ -38,6 +38,21 @@ def test_a_restart_rolls_one_node_per_wave_and_a_batch_groups_them():
 
 
 @pytest.mark.django_db
+def test_the_clusters_batch_setting_is_the_default_and_a_deployment_never_takes_all():
+    c = _cluster(4)
+    c.roll_batch = 2
+    c.save()
+    dep = rolling.start(c, Deployment.Operation.RESTART)
+    assert sorted(r.wave for r in dep.runs.all()) == [1, 1, 2, 2]
+    Deployment.objects.filter(pk=dep.pk).update(status=Deployment.Status.SUCCEEDED)
+    Deployment.objects.create(cluster=c, status=Deployment.Status.SUCCEEDED)  # the cluster serves
+    c.roll_batch = 4  # too big for a roll: the deployment's own roll goes one node at a time instead
+    c.save()
+    dep = engine.start(c, steps=["joget.running"])
+    assert sorted(r.wave for r in dep.runs.all()) == [1, 2, 3, 4]
+
+
+@pytest.mark.django_db
 def test_never_all_at_once_and_never_with_a_single_app_server():
     c = _cluster(3)
     with pytest.raises(engine.DeploymentRefused, match="all 3 app servers"):
@@ -184,7 +199,9 @@ def test_cluster_page_levers_start_runs_and_say_why_not(admin_client):
     c = _cluster(3)
     page = admin_client.get(reverse("nodes:cluster_detail", args=[c.name])).content.decode()
     assert "Rolling restart…" in page and "app2: out of the balancer" in page
-    card = admin_client.get(reverse("deployments:members", args=[c.name])).content.decode()
+    reply = admin_client.get(reverse("deployments:members", args=[c.name]))
+    assert reply.status_code == 286, "no run goes on: the card is not polled"
+    card = reply.content.decode()
     assert "balancer-manager" in card and 'data-member="node02"' in card  # not reachable here: said, rows kept
     reply = admin_client.post(reverse("deployments:member_state", args=[c.name, "app2"]), {"state": "disabled"})
     dep = Deployment.objects.get(operation=Deployment.Operation.MEMBERS)
