@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from joget_cluster.access import operator_required, viewer_required
+from joget_cluster.access import Role, operator_required, require_role, viewer_required
 from nodes.models import BalancerState, Node
 from nodes.shortcuts import get_cluster_or_404
 
@@ -70,6 +70,8 @@ def operate(request, name, operation):
     if operation not in OPERATIONS:
         messages.error(request, f"Unknown operation {operation!r}.")
         return redirect(cluster.get_absolute_url())
+    if operation == "upgrade":
+        require_role(request, Role.ADMIN)  # it uploads the cluster's new jw.war: artifacts are the admin's
     batch = int(request.POST["batch"]) if request.POST.get("batch", "").isdigit() else None
     upload = request.FILES.get("war")
     if operation == "upgrade" and upload is None:
