@@ -258,14 +258,28 @@ def check_through_balancer(ctx: StepContext, node) -> str:
 def roll_node(ctx: StepContext, change: Callable[[], None] | None = None) -> None:
     """Take the step's node out of the balancer, restart it (applying `change` while Tomcat is stopped), and put
     it back once it serves again. Raises StepFailed with the node still out of the balancer."""
-    node, cluster = ctx.node, ctx.cluster
-    manager = balancer_members.Manager(cluster, ctx)
+    node = ctx.node
+    manager = balancer_members.Manager(ctx.cluster, ctx)
+    take_out(ctx, node, manager)
+    if change is not None:
+        ctx.log("④ change what the operation changes")
+        change()
+    start_and_rejoin(ctx, node)
+    pid = tomcat_tools.running_pid(ctx)
+    ctx.write_file(f"{tomcat_tools.base(node)}/{MARKER}", f"{ctx.deployment.pk} {pid}\n".encode(), mode="0644",
+                   owner=tomcat_tools.OWNER, backup=False)
+    put_back(ctx, node, manager)
+
+
+def take_out(ctx: StepContext, node, manager: balancer_members.Manager) -> None:
+    """Disable `node` in the balancer (another one must serve), wait for its requests and for replication to
+    settle, and stop its Tomcat."""
     found = manager.members()
     others = [m for r, m in found.items() if r != node.jvm_route and m.serving]
     if not others:
         seen = ", ".join(f"{r}: {m.status}" for r, m in found.items())
         raise StepFailed(f"No other app server is serving through the balancer ({seen}): "
-                         f"restarting {node.name} now would stop the cluster. Bring another node back first.")
+                         f"stopping {node.name} now would stop the cluster. Bring another node back first.")
     ctx.log(f"① take {node.name} out of the balancer (disable {node.jvm_route}); "
             f"{', '.join(m.route for m in others)} serve meanwhile")
     manager.set_state(node, BalancerState.DISABLED)
@@ -274,30 +288,33 @@ def roll_node(ctx: StepContext, change: Callable[[], None] | None = None) -> Non
     ctx.log(f"② no request in flight on {node.name} (waited {waited} s); {settle:g} s for replication to settle")
     time.sleep(settle)
     ctx.log(f"③ stop Tomcat on {node.name}")
-    tomcat_tools.stop(ctx)
-    if change is not None:
-        ctx.log("④ change what the operation changes")
-        change()
+    tomcat_tools.stop(ctx, node)
+
+
+def start_and_rejoin(ctx: StepContext, node) -> None:
+    """Start `node`'s Tomcat; wait until Joget answers on the node itself and the node has rejoined replication."""
     ctx.log(f"⑤ start Tomcat on {node.name}")
-    tomcat_tools.start(ctx)
-    path = f"{cluster.context_path}{web.ANON_PATH}"
-    body = tomcat_tools.wait_for_url(ctx, node, path, contains=ANONYMOUS,
-                                     timeout=settings.ROLL_APP_TIMEOUT)
+    tomcat_tools.start(ctx, node)
+    path = f"{ctx.cluster.context_path}{web.ANON_PATH}"
+    body = tomcat_tools.wait_for_url(ctx, node, path, contains=ANONYMOUS, timeout=settings.ROLL_APP_TIMEOUT)
     ctx.log(f"⑥ Joget answers on {node.name} itself: {body[:80]}")
-    peers = cluster.app_servers().count() > 1
+    peers = ctx.cluster.app_servers().count() > 1
     timeout = int(settings.ROLL_REJOIN_TIMEOUT)
-    r = ctx.run(rejoined_command(node, timeout, peers), quiet=True, timeout=timeout + 60)
+    conn = ctx.connect(node)
+    r = ctx.run(rejoined_command(node, timeout, peers), quiet=True, timeout=timeout + 60, conn=conn)
     if not r.ok:
-        ctx.run(tomcat_tools.read_catalina_out(node, 'tail -n 20 -- "$1"'), timeout=30)
+        ctx.run(tomcat_tools.read_catalina_out(node, 'tail -n 20 -- "$1"'), timeout=30, conn=conn)
         raise StepFailed(f"{node.name} did not rejoin the replication group within {timeout} s (no member added and "
                          f"session state transfer in catalina.out since its start); it stays out of the balancer.")
     for line in r.stdout.strip().splitlines():
         ctx.log(f"   {line[:200]}")
-    pid = tomcat_tools.running_pid(ctx)
-    ctx.write_file(f"{tomcat_tools.base(node)}/{MARKER}", f"{ctx.deployment.pk} {pid}\n".encode(), mode="0644",
-                   owner=tomcat_tools.OWNER, backup=False)
+
+
+def put_back(ctx: StepContext, node, manager: balancer_members.Manager, *, note: bool = True) -> None:
+    """Set `node` back to its kept member state, and check it through the balancer when it is enabled (a note of
+    the step's, or with `note=False` a log line)."""
     state = node.balancer_state
     ctx.log(f"⑦ put {node.name} back in the balancer ({state})")
     manager.set_state(node, state)
     if state == BalancerState.ENABLED:
-        ctx.note(f"✓ {node.name}: {check_through_balancer(ctx, node)}")
+        (ctx.note if note else ctx.log)(f"✓ {node.name}: {check_through_balancer(ctx, node)}")
