@@ -291,13 +291,16 @@ def take_out(ctx: StepContext, node, manager: balancer_members.Manager) -> None:
     tomcat_tools.stop(ctx, node)
 
 
-def start_and_rejoin(ctx: StepContext, node) -> None:
-    """Start `node`'s Tomcat; wait until Joget answers on the node itself and the node has rejoined replication."""
+def start_and_rejoin(ctx: StepContext, node, *, rejoin: bool = True) -> None:
+    """Start `node`'s Tomcat; wait until Joget answers on the node itself and (`rejoin`) the node has rejoined
+    replication (state transfer happens while the context starts, before Joget answers)."""
     ctx.log(f"⑤ start Tomcat on {node.name}")
     tomcat_tools.start(ctx, node)
     path = f"{ctx.cluster.context_path}{web.ANON_PATH}"
     body = tomcat_tools.wait_for_url(ctx, node, path, contains=ANONYMOUS, timeout=settings.ROLL_APP_TIMEOUT)
     ctx.log(f"⑥ Joget answers on {node.name} itself: {body[:80]}")
+    if not rejoin:
+        return
     peers = ctx.cluster.app_servers().count() > 1
     timeout = int(settings.ROLL_REJOIN_TIMEOUT)
     conn = ctx.connect(node)

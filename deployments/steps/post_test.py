@@ -246,7 +246,8 @@ def tomcat_control(ctx: StepContext) -> dict:
         manager = Manager(ctx.cluster, ctx)
 
         def start(c, node):
-            rolling.start_and_rejoin(c, node)
+            # Its own rejoin check follows (through the balancer); replication.members reads catalina.out.
+            rolling.start_and_rejoin(c, node, rejoin=False)
             rolling.put_back(c, node, manager, note=False)
 
         control.update(stop=lambda c, node: rolling.take_out(c, node, manager), start=start)
