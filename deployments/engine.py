@@ -54,17 +54,26 @@ class DeploymentRunning(DeploymentRefused):
 
 # -- starting ---------------------------------------------------------------------------------------
 
-def start(cluster: Cluster, *, user=None, dry_run: bool = False, steps: list[str] | None = None) -> Deployment:
+def start(cluster: Cluster, *, user=None, dry_run: bool = False, steps: list[str] | None = None,
+          operation: str = Deployment.Operation.DEPLOY, options: dict | None = None) -> Deployment:
+    """A deployment of the plan (or of `steps`); `operation` and `options` name a day-2 operation, whose plan
+    deployments.rolling gives (its rolling steps run node by node, in waves)."""
+    from . import rolling
+
+    options = options or {}
     try:
         plan = plan_steps(cluster, only=steps)
     except KeyError as exc:
         raise UnknownSteps(str(exc.args[0])) from None
     if not plan:
         raise DeploymentRefused(f"Nothing to do: no step applies to cluster {cluster.name}.")
-    runs = [(pos, step, node) for pos, step in enumerate(plan) for node in step.targets(cluster)]
+    try:
+        runs = rolling.plan_runs(cluster, plan, options, dry_run=dry_run)
+    except rolling.RollRefused as exc:
+        raise DeploymentRefused(str(exc)) from None
     if not runs:
         raise DeploymentRefused("The plan has no node to run on: add nodes with the needed roles.")
-    unpinned = sorted({n.name for _, _, n in runs if n is not None and not n.host_key})
+    unpinned = sorted({n.name for _, _, n, _ in runs if n is not None and not n.host_key})
     if unpinned:
         raise DeploymentRefused(
             f"Host keys not confirmed for: {', '.join(unpinned)}. Use 'Connect' on each node page first."
@@ -72,9 +81,11 @@ def start(cluster: Cluster, *, user=None, dry_run: bool = False, steps: list[str
     try:
         with transaction.atomic():
             _refuse_if_running(cluster)
-            dep = Deployment.objects.create(cluster=cluster, started_by=user, dry_run=dry_run, steps=steps or [])
+            dep = Deployment.objects.create(cluster=cluster, started_by=user, dry_run=dry_run, steps=steps or [],
+                                            operation=operation, options=options)
             StepRun.objects.bulk_create(
-                StepRun(deployment=dep, step=step.key, position=pos, node=node) for pos, step, node in runs
+                StepRun(deployment=dep, step=step.key, position=pos, node=node, wave=wave)
+                for pos, step, node, wave in runs
             )
             transaction.on_commit(lambda: _first_advance(dep.pk))
             transaction.on_commit(lambda: events.info("%s started: %d step runs", str(dep).capitalize(), len(runs)))
@@ -149,7 +160,7 @@ def advance(deployment_id: int) -> None:
                 continue
             blocking = [] if dep.dry_run else [
                 other for d in get_step(r.step).depends_on for other in by_step.get(d, [])
-            ]
+            ] + [other for other in by_step[r.step] if other.wave < r.wave]  # a roll: the waves before
             failed = [o for o in blocking if o.status in FAILED_LIKE]
             if failed:
                 r.status, r.finished = RunStatus.SKIPPED, timezone.now()
@@ -373,7 +384,9 @@ def _advance_after(deployment_id: int, step: str) -> None:
     # Dependencies are whole steps: a run whose step still runs on other nodes cannot make anything
     # ready, so only the last of them to finish advances (sparing the deployment row's lock at scale).
     # Each run's status is committed before it looks, so the last to commit always sees all finished.
-    siblings = StepRun.objects.filter(deployment_id=deployment_id, step=step).exclude(status__in=StepRun.FINISHED)
+    # (Runs still pending wait for this one: a roll's next wave.)
+    siblings = StepRun.objects.filter(deployment_id=deployment_id, step=step,
+                                      status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
     if not through_restart(siblings.exists):
         through_restart(lambda: advance(deployment_id))
 
@@ -456,6 +469,7 @@ def _run(run: StepRun, step, buf: LogBuffer) -> tuple[str, str, int | None, list
     ctx = StepContext(
         cluster=dep.cluster, node=node, conn=None, log=buf.info, emit=buf.emit,
         connect=lambda other: pool.get(dep.pk, other), wrap=_cancellable(run_id), dry_run=dep.dry_run,
+        deployment=dep, rolling=run.wave > 0,
     )
     try:
         ctx.conn = pool.get(dep.pk, node) if node else None

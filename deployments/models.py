@@ -6,8 +6,20 @@ from django.db.models import Count, Q
 from nodes.models import Cluster
 
 
+class Operation(models.TextChoices):
+    """What a run does: the plan (deploy), or a day-2 operation run as a plan of its own (deployments/rolling.py)."""
+
+    DEPLOY = "deploy", "deployment"
+    RESTART = "restart", "rolling restart"
+    UPGRADE = "upgrade", "rolling upgrade"
+    ROLLBACK = "rollback", "rollback"
+    MEMBERS = "members", "balancer member change"
+
+
 class Deployment(models.Model):
     """One run of the plan for a cluster."""
+
+    Operation = Operation
 
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
@@ -22,6 +34,8 @@ class Deployment(models.Model):
     dry_run = models.BooleanField(default=False)
     steps = models.JSONField(default=list, blank=True, help_text="Only these step keys; empty: the whole plan.")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    operation = models.CharField(max_length=12, choices=Operation.choices, default=Operation.DEPLOY)
+    options = models.JSONField(default=dict, blank=True, help_text="The operation's options (batch, nodes, WARs).")
     cancel_requested = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True, blank=True)
@@ -46,6 +60,8 @@ class Deployment(models.Model):
             return "backup"
         if prefixes and prefixes <= {"backup", "restore"}:
             return "restore"
+        if self.operation != Operation.DEPLOY:
+            return Operation(self.operation).label
         if self.dry_run:
             return "drift check" if DriftCheck.objects.filter(deployment_id=self.pk).exists() else "dry run"
         return "deployment"
@@ -106,6 +122,8 @@ class StepRun(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     last_seq = models.PositiveIntegerField(default=0)
+    # A rolling step's runs go in waves (1, 2, ...): each waits for the one before; 0 = not rolling.
+    wave = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["position", "node__name"]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import backup_views, views, wizard
+from . import backup_views, operate_views, views, wizard
 from .api import token_views
 
 app_name = "deployments"
@@ -14,6 +14,9 @@ urlpatterns = [
     path("deployments/<int:pk>/retry/", views.deployment_retry, name="deployment_retry"),
     path("deployments/<int:pk>/runs/<int:run_pk>/log/", views.run_log, name="run_log"),
     path("deployments/<int:pk>/runs/<int:run_pk>/log.txt", views.run_log_download, name="run_log_download"),
+    path("clusters/<slug:name>/members/", operate_views.members, name="members"),
+    path("clusters/<slug:name>/members/<slug:node>/", operate_views.member_state, name="member_state"),
+    path("clusters/<slug:name>/operate/<slug:operation>/", operate_views.operate, name="operate"),
     path("clusters/<slug:name>/checklist/", views.checklist, name="checklist"),
     path("clusters/<slug:name>/checklist/run/", views.checklist_run, name="checklist_run"),
     path("wizard/", wizard.wizard_start, name="wizard_start"),

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 CLUSTER_CLASS = "org.apache.catalina.ha.tcp.SimpleTcpCluster"
+# Synchronous replication: the request ends once the other members acknowledged the session (6 = 2|4; Tomcat
+# 8.5+ parses the option names too, which marks the value as the console's).
+SYNCHRONOUS_SEND_OPTIONS = "use_ack,synchronized_ack"
 APR_LISTENER = "org.apache.catalina.core.AprLifecycleListener"
 STATIC_SERVICE = "org.apache.catalina.tribes.membership.StaticMembershipService"
 STATIC_MEMBER = "org.apache.catalina.tribes.membership.StaticMember"
@@ -193,6 +196,7 @@ class ClusterSpec:
     multicast: bool = True
     local: Member | None = None
     others: list[Member] = field(default_factory=list)
+    send_options: str = ""  # channelSendOptions; "": Tomcat's default (8, asynchronous)
 
 
 def render_static_cluster(spec: ClusterSpec, indent: str) -> etree._Element:
@@ -204,7 +208,7 @@ def render_static_cluster(spec: ClusterSpec, indent: str) -> etree._Element:
         f'\n{i[3]}<Member className="{STATIC_MEMBER}" host="{m.host}" port="{m.port}" uniqueId="{m.unique_id}"/>'
         for m in spec.others
     )
-    text = f"""<Cluster className="{CLUSTER_CLASS}" channelSendOptions="8">
+    text = f"""<Cluster className="{CLUSTER_CLASS}" channelSendOptions="{spec.send_options or 8}">
 {i[1]}<Manager className="org.apache.catalina.ha.session.DeltaManager" expireSessionsOnShutdown="false" \
 notifyListenersOnReplication="true"/>
 {i[1]}<Channel className="org.apache.catalina.tribes.group.GroupChannel">
@@ -248,6 +252,15 @@ def _cluster_comment(engine):
     return None
 
 
+def _set_send_options(cluster, send_options: str) -> None:
+    """channelSendOptions as the cluster says: set when it asks for some; when it does not, only the console's own
+    value goes (written by name, so that it is told apart from an admin's own number, which stays)."""
+    if send_options:
+        cluster.set("channelSendOptions", send_options)
+    elif cluster.get("channelSendOptions") == SYNCHRONOUS_SEND_OPTIONS:
+        del cluster.attrib["channelSendOptions"]
+
+
 def set_cluster(spec: ClusterSpec) -> Callable:
     """Exactly one Cluster element, inside the Engine, as `spec` says; others are removed."""
 
@@ -261,6 +274,10 @@ def set_cluster(spec: ClusterSpec) -> Callable:
         if spec.multicast:
             ok = keep is not None and keep.get("className") == CLUSTER_CLASS and not _is_static(keep)
             wanted = etree.Element("Cluster", className=CLUSTER_CLASS)
+            if ok:  # the admin's own element is kept; only its send options follow the cluster's setting
+                _set_send_options(keep, spec.send_options)
+            else:
+                _set_send_options(wanted, spec.send_options)
         else:
             wanted = render_static_cluster(spec, _indent_of(keep) if keep is not None else _child_indent(engine))
             ok = keep is not None and _same_element(keep, wanted)

@@ -248,8 +248,17 @@ DEPLOYMENT_STEP_MODULES = [
     "deployments.steps.load_balancer",
     "deployments.steps.post_test",
     "deployments.backup_steps",  # backup and restore runs; not in the deployment plan
+    "deployments.steps.members",  # day-2: member states in the balancer
+    "deployments.steps.roll",  # day-2: rolling restart, upgrade, rollback
 ]
 DEPLOYMENT_STEP_MODULES += env.list("EXTRA_STEP_MODULES", default=[])
+# Rolling operations (deployments/rolling.py): how long a node out of the balancer may take to finish its requests,
+# the pause for asynchronous replication to settle before Tomcat stops, and how long Joget and the replication
+# group may take to have the restarted node back.
+ROLL_DRAIN_TIMEOUT = env.float("ROLL_DRAIN_TIMEOUT", default=60.0)
+ROLL_SETTLE_SECONDS = env.float("ROLL_SETTLE_SECONDS", default=1.0)
+ROLL_APP_TIMEOUT = env.float("ROLL_APP_TIMEOUT", default=240.0)
+ROLL_REJOIN_TIMEOUT = env.float("ROLL_REJOIN_TIMEOUT", default=60.0)
 # Threads per worker process that run step runs (a step's nodes at once); each holds a database connection.
 STEP_THREADS = env.int("STEP_THREADS", default=32)
 # A running step whose worker has not been heard from for this long is marked failed.

@@ -13,7 +13,14 @@ class ClusterForm(forms.ModelForm):
     class Meta:
         model = Cluster
         fields = ["name", "joget_version", "context_path", "wflow_home", "datasource_profile", "multicast",
-                  "credential", "joget_admin_user", "joget_admin_password"]
+                  "synchronous_replication", "roll_batch", "credential", "joget_admin_user", "joget_admin_password"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["roll_batch"].required = False  # empty: one app server at a time
+
+    def clean_roll_batch(self):
+        return self.cleaned_data.get("roll_batch") or 1
 
     def clean_joget_admin_password(self):
         value = self.cleaned_data["joget_admin_password"]

@@ -24,7 +24,8 @@ from .ssh import SSHError, load_private_key, parse_host_key
 
 TOP_KEYS = {
     "cluster", "joget_version", "context_path", "wflow_home", "datasource_profile", "multicast",
-    "identity_file", "known_hosts", "nodes", "shared_directory", "shared_database", "load_balancer", "artifacts",
+    "synchronous_replication", "roll_batch", "identity_file", "known_hosts", "nodes", "shared_directory",
+    "shared_database", "load_balancer", "artifacts",
     "joget_admin_user", "joget_admin_password",
 }
 NODE_KEYS = {
@@ -119,7 +120,7 @@ def load_inventory(data: dict, *, replace: bool = False, local_root: Path | None
         existing.delete()
     cluster = Cluster(name=name, credential=credential)
     for key in ("joget_version", "context_path", "wflow_home", "datasource_profile", "multicast",
-                "joget_admin_user", "joget_admin_password"):
+                "synchronous_replication", "roll_batch", "joget_admin_user", "joget_admin_password"):
         if data.get(key) is not None:
             setattr(cluster, key, data[key])
     _full_clean("cluster", cluster)
@@ -246,6 +247,8 @@ def dump_inventory(cluster: Cluster, *, include_secrets: bool = False) -> dict:
         "wflow_home": cluster.wflow_home,
         "datasource_profile": cluster.datasource_profile,
         "multicast": cluster.multicast,
+        "synchronous_replication": cluster.synchronous_replication,
+        "roll_batch": cluster.roll_batch,
         "joget_admin_user": cluster.joget_admin_user,
         "nodes": [],
     }

@@ -58,6 +58,16 @@ class Cluster(models.Model):
         default=True,
         help_text="Tomcat membership by multicast; off lists the other app servers statically.",
     )
+    synchronous_replication = models.BooleanField(
+        default=False,
+        help_text="Session replication acknowledged before each request ends (channelSendOptions 6): no node answers "
+                  "with an older copy of a session after a failover or a rolling restart, at the cost of a round "
+                  "trip to the other app servers per request. Off: Tomcat's asynchronous default (8).",
+    )
+    roll_batch = models.PositiveSmallIntegerField(
+        "rolling batch", default=1,
+        help_text="App servers a rolling operation restarts at once (always fewer than all of them).",
+    )
     credential = models.ForeignKey(
         Credential, null=True, blank=True, on_delete=models.PROTECT, help_text="Default SSH login for its nodes."
     )
@@ -105,6 +115,8 @@ class Artifact(models.Model):
         JWDESIGNER_WAR = "jwdesigner_war", "jwdesigner.war"
         TOMCAT_ARCHIVE = "tomcat_archive", "Tomcat archive"
         SCHEMA_SQL = "schema_sql", "Schema SQL"
+        # The jw.war a rolling upgrade replaced: a rollback makes it the cluster's jw.war again.
+        PREVIOUS_JW_WAR = "previous_jw_war", "previous jw.war"
 
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="artifacts")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -134,6 +146,14 @@ class Artifact(models.Model):
         return size, h.hexdigest()
 
 
+class BalancerState(models.TextChoices):
+    """An app server's member state in the load balancer (Apache's D and N status flags)."""
+
+    ENABLED = "enabled", "Enabled"
+    DISABLED = "disabled", "Disabled"
+    DRAIN = "drain", "Drain"  # only its own sticky sessions: for clusters without session replication
+
+
 class Node(models.Model):
     ROLES = ("load_balancer", "app_server", "database", "file_server")
 
@@ -161,6 +181,9 @@ class Node(models.Model):
     # App-server settings.
     jvm_route = models.CharField("jvmRoute", max_length=32, blank=True, validators=[v.validate_jvm_route])
     http_port = models.PositiveIntegerField("HTTP port", default=8080, validators=[v.validate_port])
+    balancer_state = models.CharField(
+        max_length=10, choices=BalancerState.choices, default=BalancerState.ENABLED,
+        help_text="The app server's member state in the load balancer, kept in the generated site (status=+D/+N).")
     install_path = models.CharField(max_length=255, default="/opt/joget", validators=[v.validate_absolute_path])
     catalina_home = models.CharField(
         "CATALINA_HOME", max_length=255, blank=True, validators=[v.validate_absolute_path],

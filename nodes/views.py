@@ -23,7 +23,7 @@ from .forms import (
     SharedDirectoryForm,
 )
 from .inventory import InventoryError, import_inventory
-from .models import Cluster, Credential
+from .models import BalancerState, Cluster, Credential
 from .shortcuts import get_cluster_or_404, get_node_or_404
 
 CLUSTER_AUDIT = (audit.Action.CLUSTER_CREATED, audit.Action.CLUSTER_CHANGED)
@@ -131,7 +131,8 @@ def node_edit(request, name, node):
 @viewer_required
 def node_detail(request, name, node):
     obj = get_node_or_404(name, node)
-    return render(request, "nodes/node_detail.html", {"node": obj, "cluster": obj.cluster})
+    return render(request, "nodes/node_detail.html", {"node": obj, "cluster": obj.cluster,
+                                                      "balancer_states": BalancerState.choices})
 
 
 @require_POST

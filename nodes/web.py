@@ -11,6 +11,7 @@ import http.client
 import ipaddress
 import socket
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 
 # Joget has no health endpoint: this JSON page answers {"username":"roleAnonymous"} without a login.
@@ -63,6 +64,24 @@ def get(host: str, port: int, path: str, *, timeout: float, headers: dict | None
         conn.close()
     ms = round((time.monotonic() - t0) * 1000)
     return Reply(resp.status, body, ms, headers=list(resp.getheaders()))
+
+
+def post_form(host: str, port: int, path: str, form: dict[str, str], *, timeout: float, headers: dict | None = None,
+              source: str = "", limit: int = BODY_LIMIT) -> Reply:
+    """One form POST (application/x-www-form-urlencoded), as `get`: balancer-manager changes a member only by POST."""
+    t0 = time.monotonic()
+    conn = http.client.HTTPConnection(host, port, timeout=timeout, source_address=(source, 0) if source else None)
+    body = urllib.parse.urlencode(form)
+    try:
+        conn.request("POST", path, body=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
+        resp = conn.getresponse()
+        data = resp.read(limit)
+    except (OSError, http.client.HTTPException) as exc:
+        return Reply(None, error=f"POST http://{url_host(host)}:{port}{path}: {describe_error(exc, timeout)}")
+    finally:
+        conn.close()
+    return Reply(resp.status, data, round((time.monotonic() - t0) * 1000), headers=list(resp.getheaders()))
 
 
 def describe_error(exc: BaseException, timeout: float) -> str:

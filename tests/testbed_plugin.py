@@ -138,9 +138,9 @@ def always_down(testbed: Testbed) -> Iterator[None]:
                 signal.signal(sig, handler)
 
 
-def _session_testbed(kind: str, full: bool | None = None) -> Iterator[RunningTestbed]:
+def _session_testbed(kind: str, full: bool | None = None, app_servers: int = 2) -> Iterator[RunningTestbed]:
     """A testbed of its own for `kind` (its first letter goes into the prefix); full if kind is "full" or
-    `full` says so."""
+    `full` says so; `app_servers` app servers app1..N (jvmRoute node01..)."""
     if os.geteuid() != 0:
         pytest.skip("the testbed needs root (network namespaces, bridges, mounts)")
     full = kind == "full" if full is None else full
@@ -150,7 +150,7 @@ def _session_testbed(kind: str, full: bool | None = None) -> Iterator[RunningTes
             pytest.skip(describe_missing(missing))
     # Runs of crashed sessions (their pid is gone) would hold addresses and namespaces: remove them.
     down_all(STALE_PREFIX, only_dead_owners=True)
-    testbed = Testbed(unique_prefix(kind), app_servers=2, full=full)
+    testbed = Testbed(unique_prefix(kind), app_servers=app_servers, full=full)
     with always_down(testbed):
         try:
             inventory = testbed.up(recreate=True)

@@ -87,8 +87,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Deployment
-        fields = ["id", "cluster", "status", "dry_run", "steps", "started_by", "cancel_requested", "created",
-                  "finished", "recap"]
+        fields = ["id", "cluster", "operation", "options", "status", "dry_run", "steps", "started_by",
+                  "cancel_requested", "created", "finished", "recap"]
 
     def get_recap(self, dep) -> RecapSerializer:
         return dep.recap()
@@ -99,8 +99,8 @@ class StepRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = StepRun
-        fields = ["id", "step", "position", "node", "status", "exit_code", "message", "hint", "changes", "attempt",
-                  "started", "finished"]
+        fields = ["id", "step", "position", "wave", "node", "status", "exit_code", "message", "hint", "changes",
+                  "attempt", "started", "finished"]
 
 
 class DeploymentDetailSerializer(DeploymentSerializer):

@@ -82,6 +82,8 @@ class StepContext:
     wrap: Callable[[str], str] = field(default=lambda cmd: cmd)
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
+    deployment: object = None  # the Deployment (its operation and options), for steps of day-2 operations
+    rolling: bool = False  # this run is one node of a roll (deployments/rolling.py): restart it node by node
 
     def note(self, text: str) -> None:
         """A finding worth keeping beside the step's changes (e.g. a check made in verify)."""
@@ -144,6 +146,10 @@ class Step:
 
     def applies(self, cluster: Cluster) -> bool:
         return True
+
+    def rolls(self, cluster: Cluster) -> bool:
+        """Whether its runs go one node (batch) at a time, each waiting for the one before (deployments/rolling.py)."""
+        return False
 
     def targets(self, cluster: Cluster) -> list[Node | None]:
         """Nodes to run on; [None] for a step that runs once for the cluster."""

@@ -360,7 +360,13 @@ class RestartTomcat(Change):
 
     def apply(self, ctx, conn=None):
         ctx.log(f"→ {self.description}")
-        if tomcat_tools.running_pid(ctx) is not None:
+        running = tomcat_tools.running_pid(ctx) is not None
+        if running and ctx.rolling:  # a serving cluster: node by node, out of the balancer while it restarts
+            from deployments import rolling
+
+            rolling.roll_node(ctx)
+            return
+        if running:
             tomcat_tools.stop(ctx)
         tomcat_tools.start(ctx)
 
@@ -371,6 +377,12 @@ class Running(AppServerStep):
     key = "joget.running"
     title = "Tomcat running Joget, answering on every node"
     hint = "Read the end of catalina.out in the log above (and logs/localhost.*.log for the web app)."
+
+    def rolls(self, cluster) -> bool:
+        """A cluster that serves restarts node by node (deployments/rolling.py), never all at once."""
+        from deployments import rolling
+
+        return rolling.serving(cluster) and rolling.can_roll(cluster)
 
     def probe(self, ctx):
         if tomcat_tools.running_pid(ctx) is None:

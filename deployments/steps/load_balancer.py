@@ -36,6 +36,8 @@ CONFIGTEST = f"{LOCK_DIR}; apache2ctl configtest"
 # How long httpd leaves a failed member alone before trying it again (its default is 60 s):
 # a restarted Tomcat gets requests again after this.
 MEMBER_RETRY = 10
+# A member the admin disabled or drains (Node.balancer_state) stays so across reloads: httpd 2.4's status flags.
+MEMBER_STATUS = {"disabled": " status=+D", "drain": " status=+N"}
 ANON_PATH = web.ANON_PATH
 HTTP_TIMEOUT = 10.0
 url_host = web.url_host
@@ -96,7 +98,7 @@ def render_site(cluster, lb: LoadBalancer, members, *, listen: bool) -> str:
     ]
     for node in members:
         lines.append(f'        BalancerMember "http://{url_host(node.address)}:{node.http_port}{ctx_path}" '
-                     f"route={node.jvm_route} retry={MEMBER_RETRY}")
+                     f"route={node.jvm_route} retry={MEMBER_RETRY}{MEMBER_STATUS.get(node.balancer_state, '')}")
     lines += [
         "        ProxySet lbmethod=byrequests",
         "        Require all granted",

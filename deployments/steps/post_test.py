@@ -229,14 +229,29 @@ class LoginSession:
 
 def tomcat_control(ctx: StepContext) -> dict:
     """is_running/stop/start/http_check, each (ctx, node), from tomcat_tools; http_check is True when Joget
-    answers on the node itself."""
+    answers on the node itself. On a cluster that serves users, the stopped node is first taken out of the
+    balancer and put back once it has rejoined (deployments/rolling.py): the test must not fail their requests."""
+    from deployments import rolling
+
     anon = f"{ctx.cluster.context_path}{ANON_PATH}"
-    return {
+    control = {
         "is_running": lambda c, node: tomcat_tools.running_pid(c, node) is not None,
         "stop": tomcat_tools.stop,
         "start": tomcat_tools.start,
         "http_check": lambda c, node: tomcat_tools.http_check(c, node, anon) == 200,
     }
+    if ctx.cluster.pk and not ctx.dry_run and rolling.serving(ctx.cluster) and rolling.can_roll(ctx.cluster):
+        from .members import Manager
+
+        manager = Manager(ctx.cluster, ctx)
+
+        def start(c, node):
+            # Its own rejoin check follows (through the balancer); replication.members reads catalina.out.
+            rolling.start_and_rejoin(c, node, rejoin=False)
+            rolling.put_back(c, node, manager, note=False)
+
+        control.update(stop=lambda c, node: rolling.take_out(c, node, manager), start=start)
+    return control
 
 
 # -- the step ---------------------------------------------------------------------------------------

@@ -38,12 +38,14 @@ START_MARKER = "Server version name"  # VersionLoggerListener's first line at ev
 
 def cluster_spec(cluster, node, ip: str) -> xmledit.ClusterSpec:
     """Multicast by default; static: this node's receiver on its own IP, a Member per other app server."""
+    # Synchronous (ACK + synchronized ACK): the request ends once the others have the session (rolling.py).
+    send = xmledit.SYNCHRONOUS_SEND_OPTIONS if cluster.synchronous_replication else ""
     if cluster.multicast:
-        return xmledit.ClusterSpec(multicast=True)
+        return xmledit.ClusterSpec(multicast=True, send_options=send)
     others = [xmledit.Member(host=n.address, unique_id=xmledit.unique_id(n.jvm_route))
               for n in cluster.app_servers() if n.pk != node.pk]
     local = xmledit.Member(host=ip, unique_id=xmledit.unique_id(node.jvm_route))
-    return xmledit.ClusterSpec(multicast=False, local=local, others=others)
+    return xmledit.ClusterSpec(multicast=False, local=local, others=others, send_options=send)
 
 
 def fix_hosts(text: str, hostname: str, ip: str) -> str:

@@ -59,8 +59,14 @@ def parse_balancer_manager(page: str) -> dict[str, dict]:
                 continue
             route = row[col["Route"]]
             members[route or row[col["Worker URL"]]] = {
-                "url": row[col["Worker URL"]], "status": row[col["Status"]], "balancer": m.group(0) if m else ""}
+                "url": row[col["Worker URL"]], "status": row[col["Status"]], "balancer": m.group(0) if m else "",
+                # In flight and chosen so far (httpd 2.4 shows Busy since 2.4.x; absent: None).
+                "busy": _number(row, col.get("Busy")), "elected": _number(row, col.get("Elected"))}
     return members
+
+
+def _number(row: list[str], i: int | None) -> int | None:
+    return int(row[i]) if i is not None and row[i].isdigit() else None
 
 
 def member_state(status: str) -> str:

@@ -10,6 +10,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+# Seconds the stand-in jw.war waits while it starts, like Joget (whose start takes a minute or more): a roll
+# must wait for the app, not only for Tomcat's port. Short, so the suites stay quick.
+STANDIN_START_DELAY = 2
+
 SCHEMA_SQL = """\
 -- Written by the Joget cluster console testbed: a small stand-in for Joget's jwdb-mysql.sql.
 CREATE TABLE IF NOT EXISTS `dir_user` (
@@ -76,7 +80,7 @@ def build_jw_war(state_dir: Path, version: str, log: Callable[[str], None]) -> P
         log(f"no stand-in jw.war: nodes.testbed.standin is not available ({exc}); artifacts list the schema only")
         return None
     try:
-        return Path(build_war(state_dir / "jw.war", version))
+        return Path(build_war(state_dir / "jw.war", version, start_delay=STANDIN_START_DELAY))
     except Exception as exc:  # noqa: BLE001 - a broken builder must not leave hosts half made
         log(f"WARNING: building the stand-in jw.war failed: {exc!r}; artifacts list the schema only")
         return None

@@ -60,13 +60,17 @@ def _war_path(dest: Path) -> Path:
     return dest
 
 
-def build_war(dest: Path, version: str = "8.1") -> Path:
+def build_war(dest: Path, version: str = "8.1", *, start_delay: float = 0, build: str = "") -> Path:
     """Write the stand-in WAR and return its path.
 
     ``dest`` is a file path (normally ending in ``jw.war``) or a directory, in which case the WAR
     is ``dest/jw.war``; missing parent directories are created. ``version`` (e.g. ``"8.1"``) is
     baked into ``WEB-INF/standin.properties``; its major part goes into the system key. The file
     is written to a temporary name and renamed, so Tomcat's auto-deployer never sees half a WAR.
+
+    ``start_delay``: seconds the web application waits while it starts, like Joget's (-Dstandin.startDelay
+    overrides it on a node). ``build``: the label `/jw/testbed/session` shows as ``build=``; by default the
+    first 8 hex digits of the SHA-256 of everything else in the WAR, so two different WARs show different builds.
 
     Raises :class:`MissingJdbcDriverError` if the MariaDB driver jar is not installed.
     """
@@ -82,7 +86,16 @@ def build_war(dest: Path, version: str = "8.1") -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
 
     entries: list[tuple[str, bytes]] = [(name, path.read_bytes()) for name, path in _source_files()]
-    properties = f"# Joget stand-in, written by nodes/testbed/standin.py\nversion={version}\n"
+    if start_delay < 0:
+        raise ValueError("start_delay: seconds, 0 or more")
+    if build and not re.match(r"^[0-9A-Za-z._-]{1,40}$", build):
+        raise ValueError(f"invalid build label {build!r}")
+    content = hashlib.sha256()
+    for name, data in sorted(entries):
+        content.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    content.update(f"version={version} startDelay={start_delay:g}".encode())
+    properties = (f"# Joget stand-in, written by nodes/testbed/standin.py\nversion={version}\n"
+                  f"build={build or content.hexdigest()[:8]}\nstartDelay={start_delay:g}\n")
     manifest = "Manifest-Version: 1.0\r\nCreated-By: joget-cluster-console stand-in\r\n\r\n"
     entries.append((VERSION_ENTRY, properties.encode()))
     entries.append((JAR_ENTRY, jar.read_bytes()))

@@ -289,7 +289,8 @@ MANAGER_PAGE = """<html><head><title>Balancer Manager</title></head>
 def test_balancer_manager_member_table_is_parsed():
     members = health.parse_balancer_manager(MANAGER_PAGE)
     assert set(members) == {"node01", "node02"}
-    assert members["node01"] == {"url": "http://10.0.0.101:8080/jw", "status": "Init Ok", "balancer": "balancer://prod"}
+    assert members["node01"] == {"url": "http://10.0.0.101:8080/jw", "status": "Init Ok", "balancer": "balancer://prod",
+                                 "busy": 0, "elected": 1}
     assert health.member_state(members["node02"]["status"]) == S.BAD
     assert health.parse_balancer_manager("<html><table><tr><th>x</th></tr></table></html>") == {}
 

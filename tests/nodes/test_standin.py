@@ -331,7 +331,7 @@ def tomcat(tmp_path_factory, database):
     wflow.mkdir()
     write_datasource(wflow, "default", database)
     (wflow / "servers.json").write_text(json.dumps({"servers": ["node00"]}))
-    war = standin.build_war(tmp / "build", version="8.1")
+    war = standin.build_war(tmp / "build", version="8.1", build="test")
     server = Tomcat(tmp / "catalina_base", wflow, war)
     try:
         server.start()
@@ -510,10 +510,10 @@ def test_license_activation(tomcat, database, datasource_restored):
 def test_session_counts_and_database(tomcat):
     c = Client(tomcat.port)
     lines = [c.get("/jw/testbed/session")[2] for _ in range(3)]
-    assert lines == [f"node={NODE} count={i} db=ok\n" for i in (1, 2, 3)]
+    assert lines == [f"node={NODE} count={i} build=test db=ok\n" for i in (1, 2, 3)]
     assert "JSESSIONID" in c.cookies
-    assert Client(tomcat.port).get("/jw/testbed/session")[2] == f"node={NODE} count=1 db=ok\n"
-    assert c.get("/jw/testbed/session")[2] == f"node={NODE} count=4 db=ok\n"
+    assert Client(tomcat.port).get("/jw/testbed/session")[2] == f"node={NODE} count=1 build=test db=ok\n"
+    assert c.get("/jw/testbed/session")[2] == f"node={NODE} count=4 build=test db=ok\n"
 
 
 @full
@@ -522,17 +522,17 @@ def test_session_reports_database_errors(tomcat, database, datasource_restored):
     wrong = DB_PASSWORD + "-wrong"
     write_datasource(tomcat.wflow, "default", database, password=wrong)
     line = c.get("/jw/testbed/session")[2]
-    m = re.fullmatch(rf"node={NODE} count=1 db=(.+)\n", line)
+    m = re.fullmatch(rf"node={NODE} count=1 build=test db=(.+)\n", line)
     assert m and m.group(1) != "ok", line
     assert "Access denied" in m.group(1)
     assert wrong not in line and DB_PASSWORD not in line
 
     (tomcat.wflow / "app_datasource.properties").write_text("currentProfile=missing\n")
     line = c.get("/jw/testbed/session")[2]
-    assert re.fullmatch(rf"node={NODE} count=2 db=no app_datasource-missing\.properties in .+\n", line), line
+    assert re.fullmatch(rf"node={NODE} count=2 build=test db=no app_datasource-missing\.properties in .+\n", line), line
 
     write_datasource(tomcat.wflow, "default", database)
-    assert c.get("/jw/testbed/session")[2] == f"node={NODE} count=3 db=ok\n"
+    assert c.get("/jw/testbed/session")[2] == f"node={NODE} count=3 build=test db=ok\n"
 
 
 @full

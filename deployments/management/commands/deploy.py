@@ -1,11 +1,9 @@
 import logging
-import sys
-import time
 
 from django.core.management.base import BaseCommand, CommandError
 
 from deployments import engine
-from deployments.models import Deployment, LogLine, StepRun
+from deployments.follow import follow_to_end
 from nodes.models import Cluster
 
 
@@ -31,34 +29,5 @@ class Command(BaseCommand):
         except engine.DeploymentRefused as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"Started {dep} ({dep.runs.count()} step runs).")
-        if not follow:
-            return
-        try:
-            self.follow(dep)
-        except KeyboardInterrupt:
-            self.stderr.write("Stopped following; the deployment goes on (cancel it in the console).")
-            sys.exit(130)
-        dep.refresh_from_db()
-        recap = dep.recap()
-        self.stdout.write(" ".join(f"{k}={v}" for k, v in recap.items()))
-        if dep.status != Deployment.Status.SUCCEEDED:
-            sys.exit(1)
-
-    def follow(self, dep: Deployment) -> None:
-        last_id, seen = 0, {}
-        while True:
-            dep.refresh_from_db(fields=["status"])
-            lines = (LogLine.objects.filter(run__deployment=dep, id__gt=last_id)
-                     .select_related("run__node").order_by("id")[:2000])
-            for line in lines:
-                node = line.run.node.name if line.run.node_id else "cluster"
-                self.stdout.write(f"[{line.run.step} {node}] {line.text}")
-                last_id = line.id
-            for run in StepRun.objects.filter(deployment=dep).select_related("node"):
-                if seen.get(run.pk) != run.status and run.is_finished:
-                    node = run.node.name if run.node_id else "cluster"
-                    self.stdout.write(f"== {run.step} on {node}: {run.status.upper()} {run.message}")
-                seen[run.pk] = run.status
-            if not dep.is_active and not lines:
-                return
-            time.sleep(0.2)
+        if follow:
+            follow_to_end(dep, self.stdout, self.stderr)

@@ -1,5 +1,6 @@
 <%--
-  /jw/testbed/session (stand-in only): one line "node=<jvmRoute> count=<n> db=<ok|error>".
+  /jw/testbed/session (stand-in only): one line "node=<jvmRoute> count=<n> build=<sha8> db=<ok|error>"
+  (the database error last: it may hold spaces).
   The count is an Integer session attribute, set again on every request so replication ships it.
 --%><%@ page session="false" contentType="text/plain; charset=UTF-8" trimDirectiveWhitespaces="true" %><%@ include file="/WEB-INF/jspf/standin.jspf" %><%
     jakarta.servlet.http.HttpSession s = request.getSession(true);
@@ -16,5 +17,6 @@
         node = dot >= 0 ? id.substring(dot + 1) : hostName();
     }
     response.setHeader("Cache-Control", "no-store");
-    out.print("node=" + node.trim() + " count=" + count + " db=" + checkDatabase(readDatasource()) + "\n");
+    out.print("node=" + node.trim() + " count=" + count + " build=" + standinBuild(application)
+              + " db=" + checkDatabase(readDatasource()) + "\n");
 %>

@@ -5,7 +5,18 @@
     public void jspInit() {
         jakarta.servlet.ServletContext ctx = getServletConfig().getServletContext();
         String node = nodeName();
-        ctx.log("Joget stand-in " + standinVersion(ctx) + ": node " + node + ", wflow home " + wflowHome());
+        double delay = standinStartDelay(ctx);
+        if (delay > 0) {
+            // Like Joget's start-up: Tomcat opens its HTTP port only once the web application has started.
+            ctx.log("Joget stand-in: starting (" + delay + " s start-up delay)");
+            try {
+                Thread.sleep((long) (delay * 1000));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        ctx.log("Joget stand-in " + standinVersion(ctx) + " build " + standinBuild(ctx) + ": node " + node
+                + ", wflow home " + wflowHome());
         try {
             ctx.log("Joget stand-in: servers.json now lists " + updateServers(node, true));
         } catch (Exception e) {

@@ -1,0 +1,67 @@
+import logging
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from deployments import engine, services
+from deployments.follow import follow_to_end
+from deployments.models import Deployment
+from nodes.models import BalancerState, Cluster
+
+ROLLING = {"restart": Deployment.Operation.RESTART, "upgrade": Deployment.Operation.UPGRADE,
+           "rollback": Deployment.Operation.ROLLBACK}
+MEMBER = {"disable": BalancerState.DISABLED, "enable": BalancerState.ENABLED, "drain": BalancerState.DRAIN}
+
+
+class Command(BaseCommand):
+    help = ("Day-2 operations on a serving cluster, node by node: restart, upgrade --war PATH, rollback; and an app "
+            "server's member state in the balancer: disable, enable, drain NODE.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("cluster")
+        parser.add_argument("operation", choices=[*ROLLING, *MEMBER])
+        parser.add_argument("node", nargs="?", help="disable/enable/drain: the app server.")
+        parser.add_argument("--nodes", default="", help="restart: only these app servers (comma-separated).")
+        parser.add_argument("--batch", type=int, default=None,
+                            help="App servers restarted at once (default 1; always fewer than all).")
+        parser.add_argument("--war", help="upgrade: the new jw.war (same Joget major version).")
+        parser.add_argument("--follow", action="store_true", help="Print the live log and a recap; exit 1 on failure.")
+
+    def handle(self, *args, cluster, operation, node, nodes, batch, war, follow, **options):
+        try:
+            obj = Cluster.objects.get(name=cluster)
+        except Cluster.DoesNotExist:
+            raise CommandError(f"No cluster named {cluster!r}.") from None
+        logging.getLogger("deployments.events").setLevel(logging.WARNING)  # this command says what it started
+        try:
+            dep = self._start(obj, operation, node, nodes, batch, war)
+        except engine.DeploymentRefused as exc:
+            raise CommandError(str(exc)) from None
+        waves = sorted(set(dep.runs.exclude(wave=0).values_list("wave", flat=True)))
+        self.stdout.write(f"Started {dep} ({dep.runs.count()} step runs"
+                          + (f", {len(waves)} waves" if waves else "") + ").")
+        if follow:
+            follow_to_end(dep, self.stdout, self.stderr)
+
+    def _start(self, cluster, operation, node, nodes, batch, war) -> Deployment:
+        if operation in MEMBER:
+            if not node:
+                raise CommandError(f"{operation} needs the app server's name: operate {cluster.name} {operation} NODE")
+            target = cluster.nodes.filter(name=node).first()
+            if target is None:
+                raise CommandError(f"No node {node!r} in cluster {cluster.name}.")
+            return services.set_member_state(None, target, MEMBER[operation])
+        if node:
+            raise CommandError(f"{operation} takes no NODE argument (restart: --nodes a,b).")
+        if operation == "upgrade":
+            if not war:
+                raise CommandError("upgrade needs --war PATH (the new jw.war).")
+            if not Path(war).is_file():
+                raise CommandError(f"{war}: no such file.")
+        elif war:
+            raise CommandError("--war is for upgrade only.")
+        names = [n.strip() for n in nodes.split(",") if n.strip()]
+        if names and operation != "restart":
+            raise CommandError("--nodes is for restart only: an upgrade or rollback rolls every app server.")
+        return services.start_operation(None, cluster, ROLLING[operation], war=Path(war) if war else None,
+                                        nodes=names, batch=batch)
