@@ -65,6 +65,8 @@ lint: dev-venv
 # A sandbox cluster on this machine (root), loaded into the console `make run` serves.
 # TESTBED_PREFIX names another one beside it (its cluster is then "testbed-<prefix>").
 TESTBED_PREFIX ?= tb
+# Run with sudo in a user's checkout: root writes no bytecode there (the user could not remove it).
+testbed testbed-down: export PYTHONDONTWRITEBYTECODE := 1
 testbed: venv
 	@$(PY) scripts/dev_env.py
 	$(PY) manage.py migrate --noinput -v0

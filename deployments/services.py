@@ -13,7 +13,7 @@ from django.db import transaction
 from nodes import audit
 from nodes.models import Artifact, Cluster
 
-from . import backups, checklist, drift, engine
+from . import backups, checklist, drift, engine, rolling
 from .models import Backup, CheckRun, Deployment, DriftCheck, Restore
 
 
@@ -113,4 +113,43 @@ def repair_drift(request, cluster: Cluster) -> Deployment:
     dep = drift.repair(check, user=request.user)
     audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{dep.pk}", cluster=cluster,
                  details=f"drift repair; steps: {', '.join(dep.steps)}")
+    return dep
+
+
+# -- rolling operations and balancer members ------------------------------------------------------------
+
+def start_operation(request, cluster: Cluster, operation: str, *, war=None, nodes: list[str] | None = None,
+                    batch: int | None = None) -> Deployment:
+    """Start a rolling operation (restart, upgrade with `war`, rollback) of `cluster`, and audit it.
+    `request` may be None (the command line). Raises engine.DeploymentRefused with the reason."""
+    user = getattr(request, "user", None)
+    dep = rolling.start(cluster, operation, user=user if user and user.is_authenticated else None, war=war,
+                        nodes=nodes, batch=batch)
+    details = f"{dep.get_operation_display()}; batch {dep.options.get('batch', 1)}"
+    if nodes:
+        details += f"; nodes {', '.join(nodes)}"
+    if war is not None:
+        details += f"; new jw.war {getattr(war, 'name', war)} (Joget {dep.options.get('version', '?')})"
+    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{dep.pk}", cluster=cluster,
+                 details=details)
+    return dep
+
+
+def set_member_state(request, node, state: str) -> Deployment:
+    """Keep `node`'s member state (enabled, disabled, drain) and apply it: at runtime through balancer-manager and
+    in the balancer's site file (so a reload or a redeploy keeps it), as a run of its own; audited."""
+    from nodes.models import BalancerState, Node
+
+    if state not in BalancerState.values:
+        raise engine.DeploymentRefused(f"Unknown member state {state!r}: use {', '.join(BalancerState.values)}.")
+    if not node.is_app_server:
+        raise engine.DeploymentRefused(f"{node.name} is not an app server: it is no member of the balancer.")
+    before = node.balancer_state
+    with transaction.atomic():
+        Node.objects.filter(pk=node.pk).update(balancer_state=state)
+        user = getattr(request, "user", None)
+        dep = rolling.start(node.cluster, Deployment.Operation.MEMBERS,
+                            user=user if user and user.is_authenticated else None)
+    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=node, cluster=node.cluster,
+                 details=f"balancer member {node.name}: {before} → {state} (deployment #{dep.pk})")
     return dep

@@ -261,3 +261,12 @@ def test_runs_are_named_for_what_they_are_on_pages_and_in_lists():
     DriftCheck.objects.create(cluster=cluster, deployment=drift)
     assert drift.kind == "drift check"
     assert str(drift) == f"drift check #{drift.pk} of kinds"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("command", ["backup", "backups", "drift", "operate"])
+def test_each_command_runs_as_manage_py_runs_it_with_its_system_checks(command):
+    # call_command skips Django's system checks unless told; manage.py runs them, through Command.check().
+    args = ["restart"] if command == "operate" else []
+    with pytest.raises(CommandError, match="nope"):
+        call_command(command, "nope", *args, skip_checks=False)

@@ -4,10 +4,9 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from deployments import backups, engine
+from deployments.follow import follow
 from deployments.models import Backup
 from nodes.models import Cluster
-
-from .deploy import Command as DeployCommand
 
 
 def get_cluster(name: str) -> Cluster:
@@ -20,7 +19,7 @@ def get_cluster(name: str) -> Cluster:
 def follow_run(command: BaseCommand, dep) -> None:
     """The live log as `deploy --follow` prints it, then the recap line."""
     try:
-        DeployCommand(stdout=command.stdout, stderr=command.stderr).follow(dep)
+        follow(dep, command.stdout.write)
     except KeyboardInterrupt:
         command.stderr.write("Stopped following; the run goes on (cancel it in the console).")
         sys.exit(130)

@@ -23,7 +23,7 @@ class Command(BaseCommand):
     def handle(self, *args, cluster, repair: bool, follow: bool, **options):
         obj = get_cluster(cluster)
         logging.getLogger("deployments.events").setLevel(logging.WARNING)
-        check = self.check(obj, follow)
+        check = self.run_check(obj, follow)
         if check.state == DriftCheck.State.CLEAN:
             self.stdout.write(f"No drift: {obj.name} is as last deployed.")
             return
@@ -44,7 +44,7 @@ class Command(BaseCommand):
         if dep.status != Deployment.Status.SUCCEEDED:
             self.stderr.write(f"The repair {dep} {dep.status}.")
             sys.exit(1)
-        again = self.check(obj, follow)
+        again = self.run_check(obj, follow)
         if again.state != DriftCheck.State.CLEAN:
             for line in drift.describe(again):
                 self.stdout.write(line)
@@ -52,7 +52,7 @@ class Command(BaseCommand):
             sys.exit(1)
         self.stdout.write(f"Repaired: {obj.name} is as last deployed.")
 
-    def check(self, cluster, follow: bool) -> DriftCheck:
+    def run_check(self, cluster, follow: bool) -> DriftCheck:
         try:
             check = drift.start_check(cluster)
         except engine.DeploymentRefused as exc:
