@@ -22,6 +22,15 @@ class ClusterForm(forms.ModelForm):
     def clean_roll_batch(self):
         return self.cleaned_data.get("roll_batch") or 1
 
+    @property
+    def changed_data(self):
+        # An empty batch means one at a time, the default: not a change to audit when it was 1 already.
+        changed = super().changed_data
+        if "roll_batch" in changed and self.is_bound and hasattr(self, "cleaned_data") \
+                and self.cleaned_data.get("roll_batch") == self.initial.get("roll_batch", 1):
+            changed = [name for name in changed if name != "roll_batch"]
+        return changed
+
     def clean_joget_admin_password(self):
         value = self.cleaned_data["joget_admin_password"]
         return value or (self.instance.joget_admin_password if self.instance.pk else "")
