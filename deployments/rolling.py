@@ -28,7 +28,7 @@ from nodes import web
 from nodes.models import Artifact, BalancerState, Cluster
 from nodes.ssh import quote
 
-from .models import Deployment
+from .models import Deployment, StepRun
 from .steps import StepContext, StepFailed, tomcat_tools
 from .steps import members as balancer_members
 
@@ -57,9 +57,14 @@ class RollRefused(Exception):
 # -- planning ---------------------------------------------------------------------------------------
 
 def serving(cluster: Cluster) -> bool:
-    """The cluster serves users: a deployment of it has succeeded, so a restart must not take it down."""
-    return Deployment.objects.filter(cluster=cluster, status=Deployment.Status.SUCCEEDED, dry_run=False,
-                                     operation=Operation.DEPLOY).exists()
+    """The cluster serves users through its balancer: a deployment of it has succeeded and the balancer's site
+    has been set up, so a restart must not take it down. Until the balancer is configured there is nothing to
+    take a node out of (a deployment of the database and app servers alone restarts them as it always did)."""
+    deployed = Deployment.objects.filter(cluster=cluster, status=Deployment.Status.SUCCEEDED, dry_run=False,
+                                         operation=Operation.DEPLOY)
+    balanced = StepRun.objects.filter(deployment__cluster=cluster, deployment__dry_run=False,
+                                      step="load_balancer.site", status__in=StepRun.DONE)
+    return deployed.exists() and balanced.exists()
 
 
 def can_roll(cluster: Cluster) -> bool:

@@ -126,9 +126,6 @@ def cluster(hostile_testbed, celery_worker_process):
 
 @pytest.mark.full
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(strict=True, reason="known defect since rolling deployments: after a password change rolled "
-                   "through the app servers, the next deployment sets the joget account's password again "
-                   "(database.schema CHANGED instead of OK); passes at da62c50, before the rolling merge")
 def test_hostile_password_grant_datasource_and_app_connection(cluster, hostile_testbed):
     tb = hostile_testbed
     set_password(cluster, FIRST)

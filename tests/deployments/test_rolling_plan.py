@@ -45,7 +45,12 @@ def test_the_clusters_batch_setting_is_the_default_and_a_deployment_never_takes_
     dep = rolling.start(c, Deployment.Operation.RESTART)
     assert sorted(r.wave for r in dep.runs.all()) == [1, 1, 2, 2]
     Deployment.objects.filter(pk=dep.pk).update(status=Deployment.Status.SUCCEEDED)
-    Deployment.objects.create(cluster=c, status=Deployment.Status.SUCCEEDED)  # the cluster serves
+    served = Deployment.objects.create(cluster=c, status=Deployment.Status.SUCCEEDED)
+    # Deployed, but its balancer never set up: nothing to take a node out of, so it restarts as it always did.
+    assert {r.wave for r in engine.start(c, steps=["joget.running"]).runs.all()} == {0}
+    Deployment.objects.filter(cluster=c, status=Deployment.Status.RUNNING).delete()
+    StepRun.objects.create(deployment=served, step="load_balancer.site", position=0, status=S.CHANGED)
+    assert rolling.serving(c)
     c.roll_batch = 4  # too big for a roll: the deployment's own roll goes one node at a time instead
     c.save()
     dep = engine.start(c, steps=["joget.running"])
@@ -93,6 +98,7 @@ def test_a_deployment_rolls_joget_running_only_once_the_cluster_serves():
     dep = engine.start(c, steps=["joget.running"])
     assert {r.wave for r in dep.runs.all()} == {0}, "a first deployment restarts every node at once"
     Deployment.objects.filter(pk=dep.pk).update(status=Deployment.Status.SUCCEEDED)
+    StepRun.objects.create(deployment=dep, step="load_balancer.site", position=0, status=S.OK)
     dep = engine.start(c, steps=["joget.running"])
     assert sorted(r.wave for r in dep.runs.all()) == [1, 2, 3]
 
