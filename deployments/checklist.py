@@ -241,6 +241,8 @@ ITEMS = [
     Item("replication", "Session replication possible", True, replication_possible),
     Item("balancer", "Balancer sends /jw to the app servers", False, balancer_reaches_apps),
     # What the cluster's Joget version needs (nodes/versions.py, docs/joget-versions.md).
+    Item("war_version", "jw.war is of the Joget version the cluster is set to", False,
+         versions_items.war_matches_profile),
     Item("servlet_api", "jw.war's servlet API runs on the app server's Tomcat", True, versions_items.servlet_api),
     Item("java", "Java release supported by the Joget version", True, versions_items.java_release),
     Item("clock", "Clocks of the app servers and the console agree (2 s)", False, versions_items.clock_skew),

@@ -44,6 +44,28 @@ def servlet_api(cluster: Cluster, node: Node) -> Finding:
     return Finding(True, f"{name}: {api} on Tomcat {found.tomcat}{note}")
 
 
+def war_matches_profile(cluster: Cluster, node: None) -> Finding:
+    """The uploaded jw.war is of the Joget major the cluster is set to: that setting picks the profile (the app
+    server's options, the JDBC driver, the Java and Tomcat ranges), so a DX 9 WAR deployed as DX 8 would start
+    without the options DX 9 needs."""
+    version, name = compat.war_joget_version(cluster)
+    profile = versions.profile_for(cluster.major_version)
+    if not name:
+        return Finding(True, f"no jw.war uploaded yet; the cluster is set to Joget {cluster.joget_version} "
+                             f"({profile.name})")
+    if not version:
+        return Finding(True, f"{name} names no Joget version (no manifest Implementation-Version or wflow-core "
+                             f"jar); the console follows the cluster's setting, Joget {cluster.joget_version} "
+                             f"({profile.name})")
+    if versions.major_of(version) != cluster.major_version:
+        found = versions.profile_for(versions.major_of(version))
+        return Finding(False, f"{name} is Joget {version} ({found.name}); the cluster is set to Joget "
+                              f"{cluster.joget_version} ({profile.name})",
+                       f"Set the cluster's Joget version to {version} (its options, JDBC driver and checks follow "
+                       f"{found.name}), or upload the jw.war of {profile.name}.")
+    return Finding(True, f"{name} is Joget {version}, the cluster's {profile.name} profile")
+
+
 def java_release(cluster: Cluster, node: Node) -> Finding:
     found = _versions(node)
     problem = compat.java_problem(cluster, node, found)

@@ -24,7 +24,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from nodes import web
+from nodes import versions, web
 from nodes.models import Artifact, BalancerState, Cluster
 from nodes.ssh import quote
 
@@ -109,33 +109,10 @@ def plan_runs(cluster: Cluster, plan: list, options: dict, *, dry_run: bool) -> 
     return runs
 
 
-def war_version(path: Path) -> str:
-    """The Joget version inside a jw.war: the stand-in's WEB-INF/standin.properties, else the manifest's
-    Implementation-Version, else the wflow-core jar's name; "" when none says."""
-    import re
-
-    with zipfile.ZipFile(path) as war:
-        names = war.namelist()
-        if "WEB-INF/standin.properties" in names:
-            m = re.search(r"^version=(\S+)", war.read("WEB-INF/standin.properties").decode(errors="replace"), re.M)
-            if m:
-                return m.group(1)
-        if "META-INF/MANIFEST.MF" in names:
-            manifest = war.read("META-INF/MANIFEST.MF").decode(errors="replace")
-            m = re.search(r"^Implementation-Version:\s*(\S+)", manifest, re.M)
-            if m:
-                return m.group(1)
-        for name in names:
-            m = re.match(r"WEB-INF/lib/wflow-core-(\d[\w.-]*)\.jar$", name)
-            if m:
-                return m.group(1)
-    return ""
-
-
 def check_major(cluster: Cluster, path: Path) -> str:
     """The WAR's version; refuses a WAR of another major version than the cluster's (licenses are per major)."""
     try:
-        version = war_version(path)
+        version = versions.war_version(path)
     except zipfile.BadZipFile:
         raise RollRefused(f"{path.name} is not a WAR (not a zip file).") from None
     if not version:

@@ -182,6 +182,28 @@ def servlet_api_of_war(path) -> ServletApi:
         return ServletApi("", "")
 
 
+def war_version(path) -> str:
+    """The Joget version inside a jw.war (a path or a seekable file): the stand-in's
+    WEB-INF/standin.properties, else the manifest's Implementation-Version, else the wflow-core jar's name;
+    "" when none says. Raises zipfile.BadZipFile for a file that is not a WAR."""
+    with zipfile.ZipFile(path) as war:
+        names = war.namelist()
+        if "WEB-INF/standin.properties" in names:
+            m = re.search(r"^version=(\S+)", war.read("WEB-INF/standin.properties").decode(errors="replace"), re.M)
+            if m:
+                return m.group(1)
+        if "META-INF/MANIFEST.MF" in names:
+            manifest = war.read("META-INF/MANIFEST.MF").decode(errors="replace")
+            m = re.search(r"^Implementation-Version:\s*(\S+)", manifest, re.M)
+            if m:
+                return m.group(1)
+        for name in names:
+            m = re.match(r"WEB-INF/lib/wflow-core-(\d[\w.-]*)\.jar$", name)
+            if m:
+                return m.group(1)
+    return ""
+
+
 def tomcat_servlet_api(tomcat_major: int) -> str:
     """Tomcat 10 moved to Jakarta EE 9 (jakarta.servlet); 9 and older are javax.servlet."""
     return JAKARTA if tomcat_major >= 10 else JAVAX

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 
 from nodes import versions
@@ -59,19 +60,35 @@ def node_versions(run, node) -> NodeVersions:
     return parse_versions(out, archive.original_name if archive and not node.catalina_home else "")
 
 
-def war_servlet_api(cluster) -> tuple[versions.ServletApi, str]:
-    """The servlet API of the cluster's uploaded jw.war and its name; unknown ("") when none is uploaded."""
+def _read_uploaded_war(cluster, read, empty):
+    """read(WAR file) of the cluster's uploaded jw.war, and its name; (empty, "") when none is uploaded."""
     art = Artifact.objects.filter(cluster=cluster, kind=Artifact.Kind.JW_WAR).first()
     if art is None:
-        return versions.ServletApi("", ""), ""
+        return empty, ""
     try:
-        return versions.servlet_api_of_war(art.file.path), art.original_name
+        return read(art.file.path), art.original_name
     except NotImplementedError:
         # A storage without local paths: zipfile needs a seekable file, so a temporary copy.
         with tempfile.TemporaryFile() as tmp, art.file.open("rb") as src:
             shutil.copyfileobj(src, tmp, 1 << 20)
             tmp.seek(0)
-            return versions.servlet_api_of_war(tmp), art.original_name
+            return read(tmp), art.original_name
+
+
+def war_servlet_api(cluster) -> tuple[versions.ServletApi, str]:
+    """The servlet API of the cluster's uploaded jw.war and its name; unknown ("") when none is uploaded."""
+    return _read_uploaded_war(cluster, versions.servlet_api_of_war, versions.ServletApi("", ""))
+
+
+def war_joget_version(cluster) -> tuple[str, str]:
+    """The Joget version inside the cluster's uploaded jw.war ("" when it names none or is no WAR) and its name."""
+    def read(f):
+        try:
+            return versions.war_version(f)
+        except (zipfile.BadZipFile, OSError):
+            return ""
+
+    return _read_uploaded_war(cluster, read, "")
 
 
 def servlet_refusal(cluster, node, found: NodeVersions) -> str:

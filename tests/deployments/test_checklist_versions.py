@@ -42,6 +42,25 @@ def test_versions_parsed_from_the_probe_output():
     assert compat.parse_versions("", "apache-tomcat-9.0.85.tar.gz").tomcat == 9
 
 
+@pytest.mark.django_db
+def test_the_uploaded_wars_joget_version_must_match_the_profile_the_cluster_is_set_to(tmp_path):
+    from nodes.models import Cluster
+    from nodes.testbed import standin
+
+    if not standin.MARIADB_JDBC_JAR.is_file():
+        pytest.skip("libmariadb-java is not installed")
+    c = Cluster.objects.create(name="prod", joget_version="8.1")
+    assert cv.war_matches_profile(c, None).ok  # nothing uploaded: the setting decides
+    register_artifact(c, Artifact.Kind.JW_WAR, build_war(tmp_path / "nine" / "jw.war", "9.0.2"))
+    f = cv.war_matches_profile(c, None)
+    assert not f.ok and "is Joget 9.0.2 (Joget DX 9)" in f.found and "set to Joget 8.1 (Joget DX 8)" in f.found
+    assert "Set the cluster's Joget version to 9.0.2" in f.fix
+    c.joget_version = "9.0"
+    c.save()
+    f = cv.war_matches_profile(c, None)
+    assert f.ok and "Joget 9.0.2, the cluster's Joget DX 9 profile" in f.found
+
+
 # ---- on the light testbed -------------------------------------------------------------------------------
 
 
@@ -88,6 +107,7 @@ def test_version_items_pass_with_the_stand_in_on_tomcat_10(cluster, tmp_path):
         # Nothing listens on 8080 before the deployment: the deployment starts Tomcat.
         assert _result(run, "app_peers", node).status == "planned"
     assert _result(run, "clock").status == "pass"
+    assert _result(run, "war_version").status == "pass"
     names = _result(run, "wflow_name")
     assert names.status == "pass" and "app1 node01 (planned)" in names.found
 
