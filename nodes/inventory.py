@@ -30,7 +30,7 @@ TOP_KEYS = {
 }
 NODE_KEYS = {
     "name", "address", "roles", "ssh_port", "ssh_user", "host_key", "jvm_route", "http_port",
-    "install_path", "catalina_home", "catalina_base",
+    "install_path", "catalina_home", "catalina_base", "balancer_state",
 }
 DIR_KEYS = {"mode", "node", "export_path", "client_subnet"}
 DB_KEYS = {"mode", "node", "host", "engine", "port", "name", "user", "password"}
@@ -259,7 +259,7 @@ def dump_inventory(cluster: Cluster, *, include_secrets: bool = False) -> dict:
               "ssh_user": n.ssh_user, "host_key": n.host_key}
         if n.is_app_server:
             nd.update(jvm_route=n.jvm_route, http_port=n.http_port, install_path=n.install_path,
-                      catalina_home=n.catalina_home, catalina_base=n.catalina_base)
+                      catalina_home=n.catalina_home, catalina_base=n.catalina_base, balancer_state=n.balancer_state)
         doc["nodes"].append(nd)
     sd = cluster.layer("shared_directory")
     if sd:

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from nodes.inventory import InventoryError, dump_inventory, load_inventory
-from nodes.models import Artifact, Cluster, Node, SharedDatabase
+from nodes.models import Artifact, BalancerState, Cluster, Node, SharedDatabase
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +63,7 @@ def test_import_creates_everything(doc):
 
 def test_export_round_trips(doc):
     load_inventory(doc)
+    Node.objects.filter(cluster__name="prod", name="app1").update(balancer_state=BalancerState.DISABLED)
     out = dump_inventory(Cluster.objects.get(name="prod"), include_secrets=True)
     again = copy.deepcopy(out)
     again["cluster"] = "prod2"
@@ -72,6 +73,7 @@ def test_export_round_trips(doc):
     out.pop("cluster"), out2.pop("cluster")
     out.pop("artifacts"), out2.pop("artifacts")
     assert out == out2
+    assert [n.get("balancer_state") for n in out2["nodes"] if n["name"] == "app1"] == ["disabled"]
     assert "password" not in dump_inventory(Cluster.objects.get(name="prod"))["shared_database"]
 
 
@@ -81,6 +83,7 @@ def test_export_round_trips(doc):
         (lambda d: d["nodes"][1].update(address="10.0.0.1; rm -rf /"), "nodes[1] (app1): address"),
         (lambda d: d["nodes"][2].update(jvm_route="node01"), "jvm_route 'node01' is used twice"),
         (lambda d: d["nodes"][2].pop("jvm_route"), "app server needs a jvmRoute"),
+        (lambda d: d["nodes"][1].update(balancer_state="off"), "nodes[1] (app1): balancer_state"),
         (lambda d: d["nodes"][0].update(roles=["web"]), "Unknown role"),
         (lambda d: d["nodes"][0].update(colour="red"), "unknown key(s) colour"),
         (lambda d: d["shared_database"].update(node="nope"), "no node named 'nope'"),
