@@ -179,6 +179,24 @@ def test_nodes_joget_records_as_licensed_beside_the_console_licenses(full_testbe
     assert sql_on_db(tb, f"SELECT COUNT(*) FROM `{db}`.wf_setup") == "3"
 
 
+@pytest.mark.django_db
+def test_remove_refuses_get_viewers_and_bad_names_and_changes_nothing(client, django_user_model):
+    cluster = Cluster.objects.create(name="prod")
+    Node.objects.create(cluster=cluster, name="app1", address="10.0.0.11", is_app_server=True, jvm_route="node01")
+    remove = reverse("deployments:joget_records_remove", args=[cluster.name])
+    client.force_login(user_with(django_user_model, "viewer"))
+    assert client.get(remove).status_code == 405
+    assert client.post(remove, {"entry": "old9"}).status_code == 403
+    client.force_login(user_with(django_user_model, "operator"))
+    for entry, said in (("bad\nname", "at most 200 printable characters"), ("x" * 201, "at most 200"),
+                        ("node01", "is a node of this cluster"), ("app1", "is a node of this cluster")):
+        page = client.post(remove, {"entry": entry}, follow=True).content.decode()
+        assert said in page, entry
+    assert client.post(reverse("deployments:joget_records_remove", args=["nope"]), {"entry": "x"}).status_code == 404
+    assert not JogetRecords.objects.filter(busy="removing").exists()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.CLUSTER_CHANGED).exists()
+
+
 @pytest.fixture
 def recorded(admin_user):
     """A cluster whose last reading (as a worker stores it) has a stale entry, a license difference, two builds."""
