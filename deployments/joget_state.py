@@ -318,12 +318,12 @@ def panel(cluster: Cluster) -> dict:
     servers = reading.get("servers") or {}
     found = reading.get("builds") or {}
     counts: dict[str, int] = {}
-    for build in found.values():
+    for _node, build in sorted(found.items()):  # the most common build; on a tie, the first node's
         if build and not build.startswith("unreadable"):
             counts[build] = counts.get(build, 0) + 1
     usual = max(counts, key=counts.get) if counts else ""
     build_rows = [{"node": node, "build": build, "differs": bool(usual) and build_mismatch(found) and build != usual}
-                  for node, build in found.items()]
+                  for node, build in sorted(found.items())]  # jsonb keeps no key order
     wf = reading.get("wf_setup") or {}
     app_servers = list(cluster.app_servers())
     states = {lic.node_id: lic for lic in License.objects.filter(node__cluster=cluster)}
