@@ -197,6 +197,20 @@ def test_remove_refuses_get_viewers_and_bad_names_and_changes_nothing(client, dj
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.CLUSTER_CHANGED).exists()
 
 
+@pytest.mark.django_db
+def test_a_reading_no_worker_finished_is_said_and_only_read_now_queues_it_again(admin_client):
+    cluster = Cluster.objects.create(name="prod")
+    started = timezone.now() - timezone.timedelta(seconds=js.LOST_SECONDS + 5)
+    JogetRecords.objects.create(cluster=cluster, busy=JogetRecords.Busy.READING, busy_since=started)
+    url = reverse("deployments:joget_records", args=[cluster.name])
+    response = admin_client.get(url, HTTP_HX_REQUEST="true")
+    assert response.status_code == STOPPED  # nothing runs: the poll stops
+    assert "could not read: no worker finished (reading) within 3 minutes" in response.content.decode()
+    assert JogetRecords.objects.get(cluster=cluster).busy_since == started  # opening the page queued nothing
+    admin_client.post(reverse("deployments:joget_records_read", args=[cluster.name]))
+    assert JogetRecords.objects.get(cluster=cluster).busy_since > started  # Read now did
+
+
 @pytest.fixture
 def recorded(admin_user):
     """A cluster whose last reading (as a worker stores it) has a stale entry, a license difference, two builds."""
