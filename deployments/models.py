@@ -252,5 +252,26 @@ class ApiToken(models.Model):
         return self.revoked is None and self.user.is_active
 
 
+class JogetRecords(models.Model):
+    """The last reading of what Joget itself records about a cluster: the names in the shared servers.json, the nodes
+    that wf_setup records as licensed, and each app server's build (deployments.joget_state). A worker reads them
+    over SSH, so the page that shows them never waits on a node; `busy` is claimed atomically, like License.busy."""
+
+    class Busy(models.TextChoices):
+        IDLE = "", "idle"
+        READING = "reading", "reading"
+        REMOVING = "removing", "removing a stale entry"
+
+    cluster = models.OneToOneField(Cluster, on_delete=models.CASCADE, related_name="joget_records")
+    busy = models.CharField(max_length=12, choices=Busy.choices, default=Busy.IDLE, blank=True)
+    busy_since = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    reading = models.JSONField(default=dict, blank=True, help_text="servers, builds and wf_setup as last read.")
+    last_removal = models.CharField(max_length=500, blank=True, help_text="What the last Remove found and did.")
+
+    def __str__(self):
+        return f"Joget's records of {self.cluster}"
+
+
 # Backups, restores and drift checks: their own module, found by Django through this import.
 from .backup_models import Backup, BackupPolicy, DriftCheck, Restore  # noqa: E402, F401

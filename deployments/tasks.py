@@ -40,3 +40,28 @@ def backups_and_drift() -> None:
     from . import drift
 
     drift.periodic()
+
+
+@shared_task
+def read_joget_records(cluster_id: int) -> None:
+    """What Joget records about a cluster (servers.json, wf_setup, builds), read for the cluster page."""
+    from nodes.models import Cluster
+
+    from . import joget_state
+
+    try:
+        joget_state.run_read(cluster_id)
+    except Cluster.DoesNotExist:
+        pass  # the cluster was removed after the read was queued
+
+
+@shared_task
+def remove_stale_server(cluster_id: int, name: str, username: str) -> None:
+    from nodes.models import Cluster
+
+    from . import joget_state
+
+    try:
+        joget_state.run_remove(cluster_id, name, username)
+    except Cluster.DoesNotExist:
+        pass

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import backup_views, operate_views, views, wizard
+from . import backup_views, joget_state_views, operate_views, views, wizard
 from .api import token_views
 
 app_name = "deployments"
@@ -17,6 +17,9 @@ urlpatterns = [
     path("clusters/<slug:name>/members/", operate_views.members, name="members"),
     path("clusters/<slug:name>/members/<slug:node>/", operate_views.member_state, name="member_state"),
     path("clusters/<slug:name>/operate/<slug:operation>/", operate_views.operate, name="operate"),
+    path("clusters/<slug:name>/joget-records/", joget_state_views.records, name="joget_records"),
+    path("clusters/<slug:name>/joget-records/read/", joget_state_views.records_read, name="joget_records_read"),
+    path("clusters/<slug:name>/joget-records/remove/", joget_state_views.records_remove, name="joget_records_remove"),
     path("clusters/<slug:name>/checklist/", views.checklist, name="checklist"),
     path("clusters/<slug:name>/checklist/run/", views.checklist_run, name="checklist_run"),
     path("wizard/", wizard.wizard_start, name="wizard_start"),

@@ -188,7 +188,8 @@ def replication_members(lines: list[str]) -> set[str] | None:
 
 
 def parse_servers_json(text: str) -> list[str] | None:
-    """The stand-in's `{"servers": [...]}` (or a bare list); None when the format is unknown."""
+    """Joget's bare list of names (what ServerUtil writes, and the stand-in), or an object `{"servers": [...]}`
+    (earlier stand-ins); None when the format is unknown."""
     try:
         data = json.loads(text)
     except ValueError:

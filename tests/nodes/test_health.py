@@ -9,7 +9,7 @@ Services on the testbed are started here with host_exec, independently of the de
   org.apache.catalina.startup.Bootstrap start`): the "Tomcat process" check looks for a process whose
   arguments hold `org.apache.catalina.startup.Bootstrap` and exactly `-Dcatalina.base=<the node's base>`.
   It writes catalina.out lines as Tomcat does (start, `Replication member added:[...]` per peer) and adds
-  itself to servers.json (`{"servers": [...]}`, the stand-in WAR's format), removing itself on SIGTERM;
+  itself to servers.json (a bare array of names, Joget's and the stand-in WAR's format), removing itself on SIGTERM;
 - Apache on lb: a balancer with one member per app server (route = jvmRoute, retry=1) and balancer-manager
   allowed from the console's address (the bridge), as the load-balancer step writes it.
 """
@@ -66,12 +66,12 @@ def servers(change):
     path = wflow + "/servers.json"
     try:
         with open(path) as fh:
-            names = json.load(fh)["servers"]
-    except (OSError, ValueError, KeyError):
+            names = json.load(fh)
+    except (OSError, ValueError):
         names = []
     tmp = path + ".tmp-" + name
     with open(tmp, "w") as fh:
-        json.dump({"servers": change(names)}, fh)
+        json.dump(change(names), fh)
     os.replace(tmp, path)
 
 

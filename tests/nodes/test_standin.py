@@ -330,7 +330,7 @@ def tomcat(tmp_path_factory, database):
     wflow = tmp / "wflow"
     wflow.mkdir()
     write_datasource(wflow, "default", database)
-    (wflow / "servers.json").write_text(json.dumps({"servers": ["node00"]}))
+    (wflow / "servers.json").write_text(json.dumps({"servers": ["node00"]}))  # an earlier stand-in's format: read too
     war = standin.build_war(tmp / "build", version="8.1", build="test")
     server = Tomcat(tmp / "catalina_base", wflow, war)
     try:
@@ -360,7 +360,7 @@ def full(func):
 def test_startup_registers_node_in_servers_json(tomcat):
     # Checked before any request that re-registers: jspInit of the load-on-startup page wrote it.
     data = json.loads((tomcat.wflow / "servers.json").read_text())
-    assert data == {"servers": ["node00", NODE]}
+    assert data == ["node00", NODE]  # rewritten in Joget's own format, a bare array
     assert "Joget stand-in: datasource profile default, database ok" in "".join(
         p.read_text(errors="replace") for p in (tomcat.base / "logs").glob("localhost.*.log")
     )
@@ -540,9 +540,9 @@ def test_stop_unregisters_node(tomcat):
     # Keep this test last: it stops the module's Tomcat.
     body = Client(tomcat.port).get("/jw/web/json/workflow/currentUsername")[2]
     assert json.loads(body) == {"username": "roleAnonymous"}
-    assert NODE in json.loads((tomcat.wflow / "servers.json").read_text())["servers"]
+    assert NODE in json.loads((tomcat.wflow / "servers.json").read_text())
     tomcat.stop()
     assert not tomcat.alive()
-    assert json.loads((tomcat.wflow / "servers.json").read_text()) == {"servers": ["node00"]}
+    assert json.loads((tomcat.wflow / "servers.json").read_text()) == ["node00"]
     log = tomcat.log_tail()
     assert "failed to unregister it" not in log
