@@ -4,9 +4,6 @@ rollback), each a run of the engine whose page shows it node by node."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -77,16 +74,12 @@ def operate(request, name, operation):
     if operation == "upgrade" and upload is None:
         messages.error(request, "Choose the new jw.war to upgrade to.")
         return redirect(cluster.get_absolute_url())
-    with tempfile.TemporaryDirectory(prefix="jcc-upgrade-") as tmp:
-        war = None
+    try:
         if operation == "upgrade":
-            war = Path(tmp) / Path(upload.name).name
-            with war.open("wb") as out:
-                for chunk in upload.chunks():
-                    out.write(chunk)
-        try:
-            dep = services.start_operation(request, cluster, OPERATIONS[operation], war=war, batch=batch)
-        except engine.DeploymentRefused as exc:
-            messages.error(request, str(exc))
-            return redirect(cluster.get_absolute_url())
+            dep = services.start_upgrade(request, cluster, upload, batch=batch)
+        else:
+            dep = services.start_operation(request, cluster, OPERATIONS[operation], batch=batch)
+    except engine.DeploymentRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(cluster.get_absolute_url())
     return redirect(reverse("deployments:deployment_detail", args=[dep.pk]))
