@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -124,8 +125,9 @@ def check_major(cluster: Cluster, path: Path) -> str:
     """The WAR's version; refuses a WAR of another major version than the cluster's (licenses are per major)."""
     try:
         version = versions.war_version(path)
-    except zipfile.BadZipFile:
-        raise RollRefused(f"{path.name} is not a WAR (not a zip file).", field="war") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, ValueError):
+        # A damaged WAR (e.g. an upload cut short) fails anywhere in zipfile, not only as BadZipFile.
+        raise RollRefused(f"{path.name} is not a WAR (not a readable zip file).", field="war") from None
     if not version:
         raise RollRefused(f"{path.name}: no Joget version found inside; an upgrade must stay on major version "
                           f"{cluster.major_version} (licenses are per major version).", field="war")
