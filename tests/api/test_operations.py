@@ -5,7 +5,6 @@ member state), the cluster's state a 409 (another run going on names it). Nothin
 the real runs are in test_operations_rolling.py."""
 
 import io
-import uuid
 import zipfile
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from deployments.models import Deployment
 from nodes.models import Artifact, AuditEvent, Cluster, LoadBalancer, Node
 
-from .conftest import Api, call
+from .conftest import Answer, Api, ci_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,24 +27,10 @@ def war_bytes(version: str) -> bytes:
     return buf.getvalue()
 
 
-def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
-    """A multipart/form-data body, as curl -F sends it: (body, Content-Type)."""
-    boundary = uuid.uuid4().hex
-    out = io.BytesIO()
-    for name, value in fields.items():
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-    for name, (filename, content) in files.items():
-        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                  "Content-Type: application/octet-stream\r\n\r\n".encode())
-        out.write(content + b"\r\n")
-    out.write(f"--{boundary}--\r\n".encode())
-    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
-
-
-def upload(api: Api, cluster: str, war: bytes | None, name: str = "jw.war", **fields) -> object:
-    body, ctype = multipart(fields, {"war": (name, war)} if war is not None else {})
-    return call(f"{api.base}/api/v1/clusters/{cluster}/operations/upgrade/", "POST", token=api.token, raw=body,
-                headers={"Content-Type": ctype})
+def upload(api: Api, cluster: str, war: bytes | None, name: str = "jw.war", **fields) -> Answer:
+    """The upgrade's one call: the WAR (and the batch) as curl -F sends them."""
+    return api(f"/clusters/{cluster}/operations/upgrade/", "POST",
+               multipart=(fields, {"war": (name, war)} if war is not None else {}))
 
 
 @pytest.fixture
@@ -166,3 +151,22 @@ def test_the_clusters_state_refuses_with_409_naming_the_run_going_on(api_as, sho
     # The refused upgrade left the artifacts as they were, and the refused member change the kept state.
     assert not Artifact.objects.filter(cluster=shop).exists()
     assert Node.objects.get(cluster=shop, name="app2").balancer_state == "enabled"
+
+
+def test_the_ci_job_of_the_docs_fails_saying_why_when_the_upgrade_is_refused(api_as, shop, tmp_path):
+    admin = api_as("admin", "release pipeline")
+    war = tmp_path / "jw.war"
+    war.write_bytes(war_bytes("9.0.1"))
+    job = ci_job(admin.base, admin.token, "shop", war)
+    out, err = job.communicate(timeout=60)
+    assert job.returncode == 1, (out, err)
+    assert err.startswith("refused (400): jw.war is Joget 9.0.1, the cluster runs 8.1.6: a rolling upgrade must keep "
+                          "major version 8"), err
+    assert out == ""
+
+    running = Deployment.objects.create(cluster=shop, status=Deployment.Status.RUNNING)
+    war.write_bytes(war_bytes("8.1.7"))
+    job = ci_job(admin.base, admin.token, "shop", war)
+    out, err = job.communicate(timeout=60)
+    assert job.returncode == 1 and err.startswith(f"refused (409): Deployment #{running.pk} of shop is running"), err
+    nothing_started(shop, running)
