@@ -70,7 +70,7 @@ def test_a_viewer_may_start_no_operation_and_an_operator_no_upgrade(api_as, shop
     assert not Artifact.objects.filter(cluster=shop).exists()
 
 
-def test_a_war_of_another_major_version_is_400_with_the_reason(api_as, shop):
+def test_a_war_of_another_major_version_is_400_with_the_reason(api_as, shop, settings):
     admin = api_as("admin")
     current = Artifact(cluster=shop, kind=Artifact.Kind.JW_WAR, original_name="jw.war", size=3, sha256="ab" * 32)
     current.file.save("jw.war", io.BytesIO(b"old"), save=True)
@@ -103,6 +103,10 @@ def test_a_war_of_another_major_version_is_400_with_the_reason(api_as, shop):
     all_at_once = upload(admin, "shop", war_bytes("8.1.7"), batch="2")
     assert all_at_once.status == 400 and list(all_at_once.json["fields"]) == ["batch"]
     assert "would restart all 2 app servers of shop at once" in all_at_once.json["detail"]
+    settings.UPLOAD_MAX_BYTES = 100  # dropped while it streams in, and said so (not "no file")
+    too_big = upload(admin, "shop", war_bytes("8.1.7") + b"\0" * 200)
+    assert too_big.status == 400, too_big.json
+    assert too_big.json["fields"]["war"][0].startswith("The file is larger than")
 
     nothing_started(shop)
     # The cluster's jw.war is still the one it had; no previous one was made.
