@@ -23,17 +23,23 @@ OPERATIONS = {"restart": Deployment.Operation.RESTART, "upgrade": Deployment.Ope
               "rollback": Deployment.Operation.ROLLBACK}
 
 
-@require_GET
-@viewer_required
-def members(request, name):
-    """The members card (loaded by the cluster page, polled while a run goes on): kept and reported states."""
-    cluster = get_cluster_or_404(name)
+def member_rows(cluster) -> tuple[list[dict], str]:
+    """Each app server ({"node", "member"}: the Node, and Apache's Member or None) as balancer-manager reports it
+    now, and why it could not be read ("" when it could); for the members card and the API."""
     reported, error = {}, ""
     try:
         reported = Manager(cluster).members()
     except StepFailed as exc:
         error = str(exc)
-    rows = [{"node": n, "member": reported.get(n.jvm_route)} for n in cluster.app_servers()]
+    return [{"node": n, "member": reported.get(n.jvm_route)} for n in cluster.app_servers()], error
+
+
+@require_GET
+@viewer_required
+def members(request, name):
+    """The members card (loaded by the cluster page, polled while a run goes on): kept and reported states."""
+    cluster = get_cluster_or_404(name)
+    rows, error = member_rows(cluster)
     running = cluster.deployments.filter(status=Deployment.Status.RUNNING).exists()
     response = render(request, "deployments/_cluster_members.html",
                       {"cluster": cluster, "rows": rows, "error": error, "running": running,

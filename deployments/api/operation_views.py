@@ -1,5 +1,5 @@
 """The API's day-2 operations on a serving cluster: rolling restart, rolling upgrade (upload the new jw.war and
-start the roll in one call), rollback, and an app server's member state in the balancer.
+start the roll in one call), rollback, and the app servers' member states in the balancer (read and set).
 
 The same services as the cluster page's buttons and `manage.py operate` (services.start_operation, start_upgrade,
 set_member_state), the same roles (operators operate; an upgrade also needs the admin role, as on the page: it
@@ -26,6 +26,7 @@ from nodes.models import Cluster, Node
 
 from .. import engine, services
 from ..models import Deployment
+from ..operate_views import member_rows
 from . import serializers as s
 from .errors import Conflict, invalid
 
@@ -91,6 +92,16 @@ def cluster_rollback(request, name):
     cluster = _cluster(name)
     options = _options(s.RollbackSerializer, request)
     return _started(lambda: services.start_operation(request, cluster, Operation.ROLLBACK, **options))
+
+
+@extend_schema(responses={200: s.MembersSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer,
+                          404: s.ErrorSerializer},
+               summary="The app servers in the balancer: the state the console keeps, and what balancer-manager "
+                       "reports now (status, requests in flight)")
+@api_view(["GET"])
+def cluster_members(request, name):
+    rows, error = member_rows(_cluster(name))
+    return Response(s.MembersSerializer({"members": rows, "error": error}).data)
 
 
 @extend_schema(request=s.MemberStateSerializer, responses=STARTED,

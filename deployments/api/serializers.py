@@ -325,6 +325,29 @@ class MemberStateSerializer(serializers.Serializer):
                                               "sticky sessions (for clusters without session replication).")
 
 
+class ReportedMemberSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="Apache's words, e.g. \"Init Ok\", \"Init Dis Ok\", \"Init Drn Ok\".")
+    state = serializers.ChoiceField(choices=BalancerState.choices, help_text="The state those words mean.")
+    serving = serializers.BooleanField(help_text="Apache sends it new requests: enabled and not in error.")
+    busy = serializers.IntegerField(allow_null=True, help_text="Requests in flight.")
+    elected = serializers.IntegerField(allow_null=True)
+
+
+class MemberSerializer(serializers.Serializer):
+    node = serializers.CharField(source="node.name")
+    jvm_route = serializers.CharField(source="node.jvm_route")
+    state = serializers.ChoiceField(source="node.balancer_state", choices=BalancerState.choices,
+                                    help_text="The state the console keeps (in the balancer's site file too).")
+    reported = ReportedMemberSerializer(source="member", allow_null=True,
+                                        help_text="What balancer-manager reports now; null when not read or not a "
+                                                  "member.")
+
+
+class MembersSerializer(serializers.Serializer):
+    members = MemberSerializer(many=True)
+    error = serializers.CharField(help_text="Why balancer-manager could not be read; empty when it was.")
+
+
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)

@@ -32,6 +32,7 @@ urlpatterns = [
     path("clusters/<slug:name>/operations/restart/", _api(operation_views.cluster_restart), name="cluster_restart"),
     path("clusters/<slug:name>/operations/upgrade/", _api(operation_views.cluster_upgrade), name="cluster_upgrade"),
     path("clusters/<slug:name>/operations/rollback/", _api(operation_views.cluster_rollback), name="cluster_rollback"),
+    path("clusters/<slug:name>/members/", _api(operation_views.cluster_members), name="cluster_members"),
     path("clusters/<slug:name>/nodes/<slug:node>/member/", _api(operation_views.node_member_state),
          name="node_member_state"),
     path("deployments/<int:pk>/", _api(views.deployment_detail), name="deployment_detail"),

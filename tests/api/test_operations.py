@@ -63,8 +63,16 @@ def test_a_viewer_may_start_no_operation_and_an_operator_no_upgrade(api_as, shop
     assert upload(viewer, "shop", war_bytes("8.1.7")).status == 403
     refused = upload(operator, "shop", war_bytes("8.1.7"))
     assert refused.status == 403 and refused.json == {"detail": "This needs the admin role."}
-    # Reading is a viewer's: the kept member state is on the node.
+    # Reading is a viewer's: the kept member states, and what balancer-manager reports (here: it cannot be asked,
+    # and the answer says why instead of failing).
     assert viewer("/clusters/shop/nodes/app1/").json["balancer_state"] == "enabled"
+    members = viewer("/clusters/shop/members/")
+    assert members.status == 200
+    assert members.json["members"] == [
+        {"node": "app1", "jvm_route": "node01", "state": "enabled", "reported": None},
+        {"node": "app2", "jvm_route": "node02", "state": "enabled", "reported": None}]
+    assert "balancer-manager on 10.0.0.10 answers only 127.0.0.1" in members.json["error"]
+    assert viewer("/clusters/nope/members/").status == 404
     assert viewer("/clusters/shop/operations/restart/").status == 405
     nothing_started(shop)
     assert not Artifact.objects.filter(cluster=shop).exists()

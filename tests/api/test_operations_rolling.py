@@ -107,6 +107,10 @@ def test_a_pipeline_upgrades_node_by_node_takes_a_member_out_rolls_back_and_rest
         assert out.status == 201 and out.json["operation"] == "members", out.json
         assert follow(operator, out.json["id"])[0]["status"] == "succeeded"
         assert manager_states(serving)["node02"] == "disabled"
+        members = {m["node"]: m for m in operator(f"/clusters/{name}/members/").json["members"]}
+        assert members["app2"]["state"] == "disabled" and members["app2"]["reported"]["state"] == "disabled"
+        assert "Dis" in members["app2"]["reported"]["status"] and not members["app2"]["reported"]["serving"]
+        assert members["app1"]["reported"]["serving"]
         assert operator(f"/clusters/{name}/nodes/app2/").json["balancer_state"] == "disabled"
         time.sleep(0.5)  # a request node02 had in hand when it went out is answered by now
         served_before = load.report.nodes["node02"]
@@ -134,6 +138,10 @@ def test_a_pipeline_upgrades_node_by_node_takes_a_member_out_rolls_back_and_rest
     assert set(node_builds(tb).values()) == old_build
     assert {b for (_, b) in report.node_builds} == old_build | {new_build}, "the load saw both builds"
     assert set(manager_states(serving).values()) == {"enabled"}
+    members = api_as("viewer")(f"/clusters/{name}/members/").json
+    assert members["error"] == "" and [(m["node"], m["state"], m["reported"]["serving"], m["reported"]["busy"])
+                                       for m in members["members"]] == [("app1", "enabled", True, 0),
+                                                                        ("app2", "enabled", True, 0)]
     assert Node.objects.get(cluster=serving, name="app2").balancer_state == "enabled"
 
     # Audited as the page's button is, with the token's name.
