@@ -28,28 +28,13 @@ from nodes.secrets import cluster_secrets, masker
 from .dbretry import through_restart
 from .logbuffer import LogBuffer, flusher
 from .models import Deployment, LogLine, StepRun
+from .refusals import DeploymentRefused, DeploymentRunning, InvalidOption, UnknownSteps  # noqa: F401 - callers: engine.X
 from .steps import StepContext, StepFailed, get_step, plan_steps
 
 log = logging.getLogger(__name__)
 events = logging.getLogger("deployments.events")  # what an admin watching the terminal wants to see
 RunStatus = StepRun.Status
 FAILED_LIKE = (RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.CANCELLED)
-
-
-class DeploymentRefused(Exception):
-    """The deployment cannot start (or be retried/resumed); the message says why."""
-
-
-class UnknownSteps(DeploymentRefused):
-    """Steps were named that no module registers."""
-
-
-class DeploymentRunning(DeploymentRefused):
-    """Another deployment of the cluster runs: `running` is it."""
-
-    def __init__(self, message: str, running: Deployment):
-        super().__init__(message)
-        self.running = running
 
 
 # -- starting ---------------------------------------------------------------------------------------
@@ -70,7 +55,7 @@ def start(cluster: Cluster, *, user=None, dry_run: bool = False, steps: list[str
     try:
         runs = rolling.plan_runs(cluster, plan, options, dry_run=dry_run)
     except rolling.RollRefused as exc:
-        raise DeploymentRefused(str(exc)) from None
+        raise exc.refusal() from None
     if not runs:
         raise DeploymentRefused("The plan has no node to run on: add nodes with the needed roles.")
     unpinned = sorted({n.name for _, _, n, _ in runs if n is not None and not n.host_key})

@@ -4,9 +4,6 @@ rollback), each a run of the engine whose page shows it node by node."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -26,17 +23,23 @@ OPERATIONS = {"restart": Deployment.Operation.RESTART, "upgrade": Deployment.Ope
               "rollback": Deployment.Operation.ROLLBACK}
 
 
-@require_GET
-@viewer_required
-def members(request, name):
-    """The members card (loaded by the cluster page, polled while a run goes on): kept and reported states."""
-    cluster = get_cluster_or_404(name)
+def member_rows(cluster) -> tuple[list[dict], str]:
+    """Each app server ({"node", "member"}: the Node, and Apache's Member or None) as balancer-manager reports it
+    now, and why it could not be read ("" when it could); for the members card and the API."""
     reported, error = {}, ""
     try:
         reported = Manager(cluster).members()
     except StepFailed as exc:
         error = str(exc)
-    rows = [{"node": n, "member": reported.get(n.jvm_route)} for n in cluster.app_servers()]
+    return [{"node": n, "member": reported.get(n.jvm_route)} for n in cluster.app_servers()], error
+
+
+@require_GET
+@viewer_required
+def members(request, name):
+    """The members card (loaded by the cluster page, polled while a run goes on): kept and reported states."""
+    cluster = get_cluster_or_404(name)
+    rows, error = member_rows(cluster)
     running = cluster.deployments.filter(status=Deployment.Status.RUNNING).exists()
     response = render(request, "deployments/_cluster_members.html",
                       {"cluster": cluster, "rows": rows, "error": error, "running": running,
@@ -77,16 +80,12 @@ def operate(request, name, operation):
     if operation == "upgrade" and upload is None:
         messages.error(request, "Choose the new jw.war to upgrade to.")
         return redirect(cluster.get_absolute_url())
-    with tempfile.TemporaryDirectory(prefix="jcc-upgrade-") as tmp:
-        war = None
+    try:
         if operation == "upgrade":
-            war = Path(tmp) / Path(upload.name).name
-            with war.open("wb") as out:
-                for chunk in upload.chunks():
-                    out.write(chunk)
-        try:
-            dep = services.start_operation(request, cluster, OPERATIONS[operation], war=war, batch=batch)
-        except engine.DeploymentRefused as exc:
-            messages.error(request, str(exc))
-            return redirect(cluster.get_absolute_url())
+            dep = services.start_upgrade(request, cluster, upload, batch=batch)
+        else:
+            dep = services.start_operation(request, cluster, OPERATIONS[operation], batch=batch)
+    except engine.DeploymentRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(cluster.get_absolute_url())
     return redirect(reverse("deployments:deployment_detail", args=[dep.pk]))

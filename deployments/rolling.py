@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,7 +52,18 @@ MARKER = ".jcc-rolled"  # in CATALINA_BASE: "<deployment id> <pid>" once a roll 
 
 
 class RollRefused(Exception):
-    """The operation cannot start; the message says why."""
+    """The operation cannot start; the message says why. `field` names the option at fault (war, nodes, batch)
+    when what was asked is wrong rather than the cluster's state."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+    def refusal(self) -> Exception:
+        """As the engine's refusal (what the pages, the command and the API catch); InvalidOption names the field."""
+        from .refusals import DeploymentRefused, InvalidOption
+
+        return InvalidOption(str(self), self.field) if self.field else DeploymentRefused(str(self))
 
 
 # -- planning ---------------------------------------------------------------------------------------
@@ -77,10 +89,10 @@ def batch_size(cluster: Cluster, options: dict) -> int:
     total = cluster.app_servers().count()
     batch = int(options.get("batch") or cluster.roll_batch or 1)
     if batch < 1:
-        raise RollRefused("--batch must be 1 or more.")
+        raise RollRefused("--batch must be 1 or more.", field="batch")
     if batch >= total:
         raise RollRefused(f"A batch of {batch} would restart all {total} app servers of {cluster.name} at once: "
-                          f"a roll keeps at least one serving (--batch {max(1, total - 1)} at most).")
+                          f"a roll keeps at least one serving (--batch {max(1, total - 1)} at most).", field="batch")
     return batch
 
 
@@ -100,7 +112,7 @@ def plan_runs(cluster: Cluster, plan: list, options: dict, *, dry_run: bool) -> 
         if only and step.key == ROLL_STEP:
             unknown = sorted(set(only) - {n.name for n in targets})
             if unknown:
-                raise RollRefused(f"Not app servers of {cluster.name}: {', '.join(unknown)}.")
+                raise RollRefused(f"Not app servers of {cluster.name}: {', '.join(unknown)}.", field="nodes")
             targets = [n for n in targets if n.name in only]
         rolls = not dry_run and step.rolls(cluster)
         # A deployment's own roll (joget.running) with a batch too big for the cluster goes one node at a time.
@@ -113,16 +125,18 @@ def check_major(cluster: Cluster, path: Path) -> str:
     """The WAR's version; refuses a WAR of another major version than the cluster's (licenses are per major)."""
     try:
         version = versions.war_version(path)
-    except zipfile.BadZipFile:
-        raise RollRefused(f"{path.name} is not a WAR (not a zip file).") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, ValueError):
+        # A damaged WAR (e.g. an upload cut short) fails anywhere in zipfile, not only as BadZipFile.
+        raise RollRefused(f"{path.name} is not a WAR (not a readable zip file).", field="war") from None
     if not version:
         raise RollRefused(f"{path.name}: no Joget version found inside; an upgrade must stay on major version "
-                          f"{cluster.major_version} (licenses are per major version).")
+                          f"{cluster.major_version} (licenses are per major version).", field="war")
     major = version.split(".", 1)[0]
     if major != str(cluster.major_version):
         raise RollRefused(f"{path.name} is Joget {version}, the cluster runs {cluster.joget_version}: a rolling "
                           f"upgrade must keep major version {cluster.major_version}, since each node's license is "
-                          f"for one major version (a new major needs new licenses: deploy it as a new cluster).")
+                          f"for one major version (a new major needs new licenses: deploy it as a new cluster).",
+                          field="war")
     return version
 
 
@@ -142,7 +156,7 @@ def start(cluster: Cluster, operation: str, *, user=None, war: Path | None = Non
     try:
         if operation == Operation.UPGRADE:
             if war is None:
-                raise RollRefused("An upgrade needs the new jw.war (--war PATH).")
+                raise RollRefused("An upgrade needs the new jw.war (--war PATH).", field="war")
             options["version"] = check_major(cluster, Path(war))
         elif operation == Operation.ROLLBACK and not Artifact.objects.filter(
                 cluster=cluster, kind=Artifact.Kind.PREVIOUS_JW_WAR).exists():
@@ -153,7 +167,7 @@ def start(cluster: Cluster, operation: str, *, user=None, war: Path | None = Non
         if operation != Operation.MEMBERS:
             batch_size(cluster, options)
     except RollRefused as exc:
-        raise engine.DeploymentRefused(str(exc)) from None
+        raise exc.refusal() from None
     # One transaction: the runs start (on commit) only once the cluster's jw.war is the one they install, and a
     # refused start (another run of the cluster) leaves the artifacts as they were.
     with transaction.atomic():

@@ -8,6 +8,9 @@ it, and names the API token when the request carries one.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from django.db import transaction
 
 from nodes import audit
@@ -135,15 +138,27 @@ def start_operation(request, cluster: Cluster, operation: str, *, war=None, node
     return dep
 
 
+def start_upgrade(request, cluster: Cluster, upload, *, batch: int | None = None) -> Deployment:
+    """Roll `cluster` out to an uploaded jw.war (a Django UploadedFile), as start_operation does with a path: the
+    upload is spooled into a private temporary directory under its own name, which the refusals name. Raises
+    engine.DeploymentRefused (engine.InvalidOption for a WAR of another major version, or not a WAR)."""
+    with tempfile.TemporaryDirectory(prefix="jcc-upgrade-") as tmp:
+        war = Path(tmp) / (Path(upload.name or "").name or "jw.war")
+        with war.open("wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        return start_operation(request, cluster, Deployment.Operation.UPGRADE, war=war, batch=batch)
+
+
 def set_member_state(request, node, state: str) -> Deployment:
     """Keep `node`'s member state (enabled, disabled, drain) and apply it: at runtime through balancer-manager and
     in the balancer's site file (so a reload or a redeploy keeps it), as a run of its own; audited."""
     from nodes.models import BalancerState, Node
 
     if state not in BalancerState.values:
-        raise engine.DeploymentRefused(f"Unknown member state {state!r}: use {', '.join(BalancerState.values)}.")
+        raise engine.InvalidOption(f"Unknown member state {state!r}: use {', '.join(BalancerState.values)}.", "state")
     if not node.is_app_server:
-        raise engine.DeploymentRefused(f"{node.name} is not an app server: it is no member of the balancer.")
+        raise engine.InvalidOption(f"{node.name} is not an app server: it is no member of the balancer.", "node")
     before = node.balancer_state
     with transaction.atomic():
         Node.objects.filter(pk=node.pk).update(balancer_state=state)

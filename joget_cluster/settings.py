@@ -438,6 +438,7 @@ SPECTACULAR_SETTINGS = {
         "StepRunStatusEnum": "deployments.models.StepRun.Status",
         "CheckRunStatusEnum": "deployments.models.CheckRun.Status",
         "CheckResultStatusEnum": "deployments.models.CheckResult.Status",
+        "BalancerStateEnum": "nodes.models.BalancerState",
     },
     "SERVE_PERMISSIONS": ["deployments.api.access.RolePermission"],
     "SERVE_AUTHENTICATION": ["deployments.api.tokens.BearerTokenAuthentication",

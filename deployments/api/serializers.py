@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from nodes.models import Artifact, Cluster, LoadBalancer, Node, SharedDatabase, SharedDirectory
+from nodes.models import Artifact, BalancerState, Cluster, LoadBalancer, Node, SharedDatabase, SharedDirectory
 from nodes.ssh import SSHError, fingerprint
 
 from ..models import CheckResult, CheckRun, Deployment, StepRun
@@ -29,8 +29,10 @@ class NodeSerializer(serializers.ModelSerializer):
     class Meta:
         model = Node
         fields = ["name", "address", "roles", "ssh_port", "ssh_user", "credential", "jvm_route", "http_port",
-                  "install_path", "catalina_home", "catalina_base", "host_key_fingerprint", "host_key_confirmed_at",
-                  "created"]
+                  "install_path", "catalina_home", "catalina_base", "balancer_state", "host_key_fingerprint",
+                  "host_key_confirmed_at", "created"]
+        extra_kwargs = {"balancer_state": {"read_only": True, "help_text": "An app server's member state in the "
+                                           "load balancer as the console keeps it (change it at .../member/)."}}
 
     def get_host_key_fingerprint(self, node) -> str | None:
         try:
@@ -291,6 +293,59 @@ class RestoreStartSerializer(serializers.Serializer):
 class DriftStartSerializer(serializers.Serializer):
     repair = serializers.BooleanField(default=False, help_text="Deploy only the steps the latest check found "
                                                                "drifted, instead of checking.")
+
+
+# Day-2 operations: each starts a run and answers 201 with it (DeploymentSerializer). An operation's options
+# are a serializer here; its view (operation_views.py) passes them on to its service.
+
+class _BatchSerializer(serializers.Serializer):
+    batch = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None,
+                                     help_text="App servers restarted at once (default: the cluster's setting, else 1; "
+                                               "always fewer than all).")
+
+
+class RestartSerializer(_BatchSerializer):
+    nodes = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list,
+                                  help_text="Only these app servers, by name; empty: every one.")
+
+
+class RollbackSerializer(_BatchSerializer):
+    pass
+
+
+class UpgradeSerializer(_BatchSerializer):
+    """multipart/form-data: the new jw.war and, optionally, the batch."""
+
+    war = serializers.FileField(help_text="The new jw.war: the same Joget major version as the cluster's.")
+
+
+class MemberStateSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=BalancerState.choices,
+                                    help_text="enabled: serves; disabled: out of the balancer; drain: only its own "
+                                              "sticky sessions (for clusters without session replication).")
+
+
+class ReportedMemberSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="Apache's words, e.g. \"Init Ok\", \"Init Dis Ok\", \"Init Drn Ok\".")
+    state = serializers.ChoiceField(choices=BalancerState.choices, help_text="The state those words mean.")
+    serving = serializers.BooleanField(help_text="Apache sends it new requests: enabled and not in error.")
+    busy = serializers.IntegerField(allow_null=True, help_text="Requests in flight.")
+    elected = serializers.IntegerField(allow_null=True)
+
+
+class MemberSerializer(serializers.Serializer):
+    node = serializers.CharField(source="node.name")
+    jvm_route = serializers.CharField(source="node.jvm_route")
+    state = serializers.ChoiceField(source="node.balancer_state", choices=BalancerState.choices,
+                                    help_text="The state the console keeps (in the balancer's site file too).")
+    reported = ReportedMemberSerializer(source="member", allow_null=True,
+                                        help_text="What balancer-manager reports now; null when not read or not a "
+                                                  "member.")
+
+
+class MembersSerializer(serializers.Serializer):
+    members = MemberSerializer(many=True)
+    error = serializers.CharField(help_text="Why balancer-manager could not be read; empty when it was.")
 
 
 class ErrorSerializer(serializers.Serializer):

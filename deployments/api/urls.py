@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import backup_views, views
+from . import backup_views, operation_views, views
 
 app_name = "api"
 
@@ -29,6 +29,12 @@ urlpatterns = [
     path("clusters/<slug:name>/backups/<slug:backup_id>/restore/", _api(backup_views.backup_restore),
          name="backup_restore"),
     path("clusters/<slug:name>/drift/", _api(backup_views.cluster_drift), name="cluster_drift"),
+    path("clusters/<slug:name>/operations/restart/", _api(operation_views.cluster_restart), name="cluster_restart"),
+    path("clusters/<slug:name>/operations/upgrade/", _api(operation_views.cluster_upgrade), name="cluster_upgrade"),
+    path("clusters/<slug:name>/operations/rollback/", _api(operation_views.cluster_rollback), name="cluster_rollback"),
+    path("clusters/<slug:name>/members/", _api(operation_views.cluster_members), name="cluster_members"),
+    path("clusters/<slug:name>/nodes/<slug:node>/member/", _api(operation_views.node_member_state),
+         name="node_member_state"),
     path("deployments/<int:pk>/", _api(views.deployment_detail), name="deployment_detail"),
     path("deployments/<int:pk>/log/", _api(views.deployment_log), name="deployment_log"),
     path("deployments/<int:pk>/cancel/", _api(views.deployment_cancel), name="deployment_cancel"),

@@ -5,10 +5,13 @@ from __future__ import annotations
 import http.cookiejar
 import io
 import json
+import os
 import re
+import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -17,6 +20,7 @@ from django.core.cache import cache
 from django.core.management import call_command
 
 from nodes.inventory import load_inventory
+from tests.conftest import ROOT
 
 PASSWORD = "api-test-pass-123"  # noqa: S105 - a test user's
 
@@ -36,15 +40,33 @@ class Answer:
         return self.body.decode()
 
 
+def multipart_body(fields: dict, files: dict) -> tuple[bytes, str]:
+    """A multipart/form-data body as curl -F sends it, from fields and files {name: (filename, bytes)}:
+    (body, Content-Type)."""
+    boundary = uuid.uuid4().hex
+    out = io.BytesIO()
+    for name, value in fields.items():
+        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, (filename, content) in files.items():
+        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                  "Content-Type: application/octet-stream\r\n\r\n".encode())
+        out.write(content + b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
 def call(url: str, method: str = "GET", *, token: str | None = None, body=None, raw: bytes | None = None,
-         headers: dict | None = None, opener=None) -> Answer:
-    """One HTTP request; an error status is an answer too (never an exception)."""
+         multipart: tuple[dict, dict] | None = None, headers: dict | None = None, opener=None) -> Answer:
+    """One HTTP request; an error status is an answer too (never an exception). `multipart`: (fields, files)."""
+    content_type = "application/json"
+    if multipart is not None:
+        raw, content_type = multipart_body(*multipart)
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(url, data=data, method=method)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     if data is not None:
-        req.add_header("Content-Type", "application/json")
+        req.add_header("Content-Type", content_type)
     for k, v in (headers or {}).items():
         req.add_header(k, v)
     try:
@@ -63,6 +85,15 @@ class Api:
 
     def __call__(self, path: str, method: str = "GET", **kwargs) -> Answer:
         return call(f"{self.base}/api/v1{path}", method, token=self.token, **kwargs)
+
+
+def ci_job(base: str, token: str, cluster: str, war) -> subprocess.Popen:
+    """Start the CI job of docs/api.md, as it is written there (sh, curl, jq), against the live console."""
+    section = (ROOT / "docs" / "api.md").read_text().split("## A CI job", 1)[1]
+    script = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    env = {**os.environ, "CONSOLE": base, "JCC_TOKEN": token, "CLUSTER": cluster, "WAR": str(war)}
+    return subprocess.Popen(["sh", "-c", script], env=env, text=True, stdout=subprocess.PIPE,  # noqa: S603
+                            stderr=subprocess.PIPE)
 
 
 def make_token(username: str, name: str = "") -> str:

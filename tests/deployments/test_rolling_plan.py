@@ -8,7 +8,7 @@ from deployments import engine, rolling
 from deployments.models import Deployment, StepRun
 from deployments.steps import load_balancer, members
 from deployments.steps.roll import keep_previous_command
-from nodes.models import BalancerState, Cluster, LoadBalancer, Node
+from nodes.models import Artifact, BalancerState, Cluster, LoadBalancer, Node
 from nodes.testbed import standin
 
 S = StepRun.Status
@@ -231,3 +231,29 @@ def test_node_page_has_the_member_levers(admin_client):
     page = admin_client.get(reverse("nodes:node_detail", args=[c.name, "app1"])).content.decode()
     assert 'id="balancer-state"' in page and ">Disable</button>" in page and ">Drain</button>" in page
     assert reverse("deployments:member_state", args=[c.name, "app1"]) in page
+
+
+@pytest.mark.django_db
+def test_cluster_page_upgrade_spools_the_upload_and_says_why_a_war_is_refused(admin_client):
+    import io
+    import zipfile
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    def war(version: str) -> SimpleUploadedFile:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("WEB-INF/standin.properties", f"version={version}\n")
+        return SimpleUploadedFile("jw-new.war", buf.getvalue())
+
+    c = _cluster(2)
+    url = reverse("deployments:operate", args=[c.name, "upgrade"])
+    page = admin_client.post(url, {"war": war("9.0")}, follow=True).content.decode()
+    assert "jw-new.war is Joget 9.0, the cluster runs 8.1: a rolling upgrade must keep major version 8" in page
+    assert not Deployment.objects.exists() and not Artifact.objects.filter(cluster=c).exists()
+    reply = admin_client.post(url, {"war": war("8.1.9"), "batch": "1"})
+    dep = Deployment.objects.get(operation=Deployment.Operation.UPGRADE)
+    assert reply.url == reverse("deployments:deployment_detail", args=[dep.pk])
+    assert dep.options["version"] == "8.1.9"
+    assert Artifact.objects.get(cluster=c, kind=Artifact.Kind.JW_WAR).original_name == "jw-new.war"
