@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS="openssh-server openssh-client tomcat10 apache2 mariadb-server mariadb-client libmariadb-java chromium
-  postgresql redis-server iproute2 util-linux procps curl python3-venv nftables nfs-common"
+  postgresql redis-server iproute2 util-linux procps curl jq python3-venv nftables nfs-common"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 from nodes import versions
@@ -85,7 +86,8 @@ def war_joget_version(cluster) -> tuple[str, str]:
     def read(f):
         try:
             return versions.war_version(f)
-        except (zipfile.BadZipFile, OSError):
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError):
+            # Not a WAR, cut short, or an entry compressed in a way zipfile cannot read: it names no version.
             return ""
 
     return _read_uploaded_war(cluster, read, "")
