@@ -90,7 +90,8 @@ class Cluster(models.Model):
         return int(head) if head.isdigit() else 0
 
     def app_servers(self):
-        return self.nodes.filter(is_app_server=True).order_by("name")
+        """The app servers in the cluster: a node being removed (`leaving`) no longer counts."""
+        return self.nodes.filter(is_app_server=True, leaving=False).order_by("name")
 
     LAYERS = ("shared_directory", "shared_database", "load_balancer")
 
@@ -154,8 +155,19 @@ class BalancerState(models.TextChoices):
     DRAIN = "drain", "Drain"  # only its own sticky sessions: for clusters without session replication
 
 
+class InClusterNodes(models.Manager):
+    """The nodes of the clusters as they are: a removed app server stays in the deployment history (a step run's
+    node is read through the base manager) but is no node of its cluster any more."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(removed_at__isnull=True)
+
+
 class Node(models.Model):
     ROLES = ("load_balancer", "app_server", "database", "file_server")
+
+    objects = InClusterNodes()
+    all_objects = models.Manager()
 
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
     name = models.CharField(max_length=63, validators=[v.validate_name])
@@ -199,14 +211,20 @@ class Node(models.Model):
     facts_error = models.TextField(blank=True)
     probe_requested_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+    # Scale in: `leaving` while its removal runs (no longer a member anyone plans for), `removed_at` once it has
+    # left; its name and jvmRoute are then free for a new node.
+    leaving = models.BooleanField(default=False)
+    removed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["cluster", "name"]
+        base_manager_name = "all_objects"
         constraints = [
-            models.UniqueConstraint(fields=["cluster", "name"], name="node_name_unique_in_cluster"),
+            models.UniqueConstraint(fields=["cluster", "name"], condition=models.Q(removed_at__isnull=True),
+                                    name="node_name_unique_in_cluster"),
             models.UniqueConstraint(
                 fields=["cluster", "jvm_route"],
-                condition=~models.Q(jvm_route=""),
+                condition=~models.Q(jvm_route="") & models.Q(removed_at__isnull=True),
                 name="jvm_route_unique_in_cluster",
             ),
         ]
