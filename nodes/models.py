@@ -166,9 +166,6 @@ class InClusterNodes(models.Manager):
 class Node(models.Model):
     ROLES = ("load_balancer", "app_server", "database", "file_server")
 
-    objects = InClusterNodes()
-    all_objects = models.Manager()
-
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
     name = models.CharField(max_length=63, validators=[v.validate_name])
     address = models.CharField(max_length=253, validators=[v.validate_address])
@@ -216,8 +213,12 @@ class Node(models.Model):
     leaving = models.BooleanField(default=False)
     removed_at = models.DateTimeField(null=True, blank=True)
 
+    all_objects = models.Manager()
+    objects = InClusterNodes()  # the default: cluster.nodes, forms, pages, checks
+
     class Meta:
         ordering = ["cluster", "name"]
+        default_manager_name = "objects"
         base_manager_name = "all_objects"
         constraints = [
             models.UniqueConstraint(fields=["cluster", "name"], condition=models.Q(removed_at__isnull=True),
@@ -532,6 +533,8 @@ class AuditEvent(models.Model):
         SECRETS_ROTATED = "secrets_rotated", "Secrets re-encrypted"
         API_TOKEN_CREATED = "api_token_created", "API token created"
         API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
+        NODE_REMOVED = "node_removed", "App server removed from the cluster"
+        LICENSE_NEEDED = "license_needed", "License needed"
 
     time = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
