@@ -156,3 +156,66 @@ def plan_runs(cluster: Cluster, plan: list, options: dict) -> list[tuple[int, ob
         elif step.key in ("scale.leave", "scale.license") or step.targets(cluster):
             runs.append((pos, step, node, 0))
     return runs
+
+
+# -- before an addition: the plan and the prerequisite checks for that node alone (the review page) ---------------
+
+# The checklist's per-node items; those the addition itself sets up (Tomcat with Joget, answering) are said so.
+SET_UP_BY_ADDITION = ("app_http", "app_peers")
+
+
+def candidate(cluster: Cluster, **values) -> Node:
+    """The node as the addition would record it (not saved), set up like the cluster's other app servers."""
+    template = cluster.app_servers().first()
+    return Node(cluster=cluster, is_app_server=True, **values,
+                **({f: getattr(template, f) for f in LIKE_OTHERS} if template else {}))
+
+
+def node_checks(cluster: Cluster, node: Node) -> list[dict]:
+    """The checklist's per-node items on `node` (over SSH, in parallel): {title, status (pass, fail, planned),
+    found, fix}, in the checklist's order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import checklist
+
+    items = [item for item in checklist.ITEMS if item.per_node]
+
+    def one(item):
+        try:
+            finding = item.check(cluster, node)
+        except ssh.SSHError as exc:
+            return {"title": item.title, "status": "fail", "found": str(exc),
+                    "fix": "Make the node reachable over SSH with the cluster's key."}
+        status = "pass" if finding.ok else "planned" if item.key in SET_UP_BY_ADDITION else "fail"
+        fix = (f"Set up by the addition: Tomcat with Joget started on {node.name}." if status == "planned"
+               else "" if finding.ok else finding.fix)
+        return {"title": item.title, "status": status, "found": finding.found[:600], "fix": fix}
+
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        return list(pool.map(one, items))
+
+
+def plan_lines(cluster: Cluster, node: Node, operation: str) -> list[str]:
+    """What the operation will do, in order, as the review page and the removal's confirmation say it."""
+    others = [n.name for n in cluster.app_servers() if n.pk != node.pk]
+    static = not cluster.multicast
+    lb = cluster.layer("load_balancer")
+    where = f" on {lb.node.name}" if lb and lb.node_id else ""
+    if operation == Operation.SCALE_OUT:
+        lines = [f"On {node.name} alone: the shared directory, Tomcat, session replication "
+                 f"({'static member list of ' + ', '.join(others) if static else 'multicast'}), setenv, the WARs; "
+                 "Tomcat started, Joget answering. No other node restarts for this."]
+        if static:
+            lines += [f"{o}: its static member list gains {node.name}, rolled (out of the balancer, restarted, back "
+                      "in), one at a time" for o in others]
+        lines += [f"The balancer{where} gains the member {node.jvm_route} (graceful reload: requests in flight finish, "
+                  "sticky sessions stay)",
+                  f"{node.name}'s system key read: it needs a license (Licenses page)"]
+        return lines
+    lines = [f"{node.name} disabled in the balancer; its requests in flight finish and replication settles; its "
+             "Tomcat stops (its sessions go on on the other app servers)",
+             f"The balancer{where} loses the member {node.jvm_route} (graceful reload)"]
+    if static:
+        lines += [f"{o}: its static member list loses {node.name}, rolled one at a time" for o in others]
+    lines.append(f"{node.name} leaves the cluster (kept in the deployment history; its license row marked released)")
+    return lines
