@@ -7,13 +7,14 @@ import pytest
 
 from deployments.models import Deployment, StepRun
 from nodes.models import Node
+from tests.deployments.test_rolling_plan import KEY
 
 from .conftest import Api
-from .test_operations import HOST_KEY, nothing_started, shop  # noqa: F401 - the fixture
+from .test_operations import nothing_started, shop  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ADD, REMOVE = "/clusters/shop/operations/add-node/", "/clusters/shop/operations/remove-node/"
-NEW = {"name": "app3", "address": "10.0.0.13", "jvm_route": "node03", "host_key": HOST_KEY}
+NEW = {"name": "app3", "address": "10.0.0.13", "jvm_route": "node03", "host_key": KEY}
 
 
 def serving(cluster) -> Deployment:

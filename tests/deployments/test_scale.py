@@ -18,7 +18,7 @@ from django.core.management import CommandError, call_command
 from deployments import engine, services
 from deployments.models import Deployment, StepRun
 from licensing.models import License
-from nodes import web
+from nodes import ssh, web
 from nodes.inventory import load_inventory
 from nodes.models import AuditEvent, Node
 from tests.deployments.test_rolling import record, wait_done
@@ -35,8 +35,9 @@ def scale_testbed():
     yield from _session_testbed("scale", full=True, app_servers=2, spares=1)
 
 
-def under_load(tb, name, start):
-    with SteadyLoad(tb.address("lb"), sessions=6, rate=3.0) as load:
+def under_load(tb, name, start, routes=("node01", "node02", "node03")):
+    """Sessions on every node that serves (a removed node's too: they must go on elsewhere) during `start()`'s run."""
+    with SteadyLoad(tb.address("lb"), sessions=6, rate=3.0, routes=routes) as load:
         load.wait_requests(18)
         dep = wait_done(start(), timeout=900)
         time.sleep(1.0)
@@ -81,16 +82,47 @@ def wait_keys(cluster, count):
     return system_keys(cluster)
 
 
-def test_two_three_two_app_servers_with_multicast_then_static_membership(scale_testbed, celery_worker_process):
-    tb = scale_testbed
+def add_in_browser(page, url, cluster, name, host, route, screenshot) -> Deployment:
+    """The cluster page's Add an app server: details, the offered host key confirmed, the checks and the plan
+    reviewed, then the run's page."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{url}/clusters/{cluster.name}/")
+    page.click("#add-app-server")
+    page.fill("#id_name", name)
+    page.fill("#id_address", host["address"])
+    page.fill("#id_jvm_route", route)
+    page.click("button:has-text('Next: fetch its host key')")
+    expect(page.locator("#offered-fingerprint")).to_have_text(ssh.fingerprint(host["host_key"]))
+    page.click("button:has-text('Confirm this key')")
+    expect(page.locator("#scale-plan")).to_contain_text("its static member list gains " + name)
+    failed = page.locator('#scale-checks tr[data-status="fail"]')
+    assert failed.count() == 0, failed.all_inner_texts()
+    screenshot(page, "scale-add-review")
+    page.click(f"button:has-text('Add {name} to {cluster.name}')")
+    page.wait_for_url("**/deployments/*/")
+    expect(page.locator("h1")).to_contain_text("App server addition")
+    return Deployment.objects.filter(cluster=cluster, operation=Op.SCALE_OUT).latest("created")
+
+
+@pytest.mark.browser
+def test_two_three_two_app_servers_with_multicast_then_static_membership(
+        scale_testbed, celery_worker_process, live_server, admin_user, browser_page, screenshot):
+    from playwright.sync_api import expect
+
+    from tests.browser_plugin import log_in
+
+    tb, page, url = scale_testbed, browser_page, live_server.url
     cluster = load_inventory(dict(tb), replace=True)
     dep = deploy(cluster, steps=None, timeout=900)
     assert dep.status == "succeeded", explain(dep)
     spare = tb["spare_nodes"][0]
+    log_in(page, url, f"/clusters/{cluster.name}/")
     app1 = {"address": tb.address("app1"), "host_key": tb.node("app1")["host_key"]}
 
     # Multicast: spare1 joins as app3; nothing else restarts.
-    dep, _ = under_load(tb, "scale out 2 → 3 (multicast)", add(cluster, "app3", spare, "node03"))
+    dep, _ = under_load(tb, "scale out 2 → 3 (multicast)", add(cluster, "app3", spare, "node03"),
+                        routes=("node01", "node02"))
     assert not dep.runs.filter(step="scale.members", status=StepRun.Status.CHANGED).exists()
     assert "node03" in new_session_routes(tb)
     keys = wait_keys(cluster, 3)
@@ -108,28 +140,40 @@ def test_two_three_two_app_servers_with_multicast_then_static_membership(scale_t
     assert (Node.all_objects.count(), Deployment.objects.count()) == before
 
     # app1 leaves (app3 replaces it): out of the balancer first, no request lost; kept in the history.
-    dep, _ = under_load(tb, "scale in 3 → 2 (multicast, app1 replaced by app3)", remove(cluster, "app1"))
+    dep, load = under_load(tb, "scale in 3 → 2 (multicast, app1 replaced by app3)", remove(cluster, "app1"))
+    assert load.nodes["node01"] > 0, "sessions were on app1 as it left"
     assert [n.name for n in cluster.app_servers()] == ["app2", "app3"]
     assert new_session_routes(tb) == {"node02", "node03"}
     assert dep.runs.get(step="scale.leave").node.name == "app1"
     assert License.objects.get(node__name="app1", node__cluster=cluster).released_at is not None
     assert [k["node"] for k in system_keys(cluster)] == ["app2", "app3"]
 
-    # Static membership: the cluster redeployed to it (rolled), then app1's host back as app1b on route node01.
+    # Static membership: a node of one kind finds no member of the other, so the switch is no roll: the app servers
+    # stop (a maintenance window, not measured), the deployment starts them with static member lists. Then app1's
+    # host comes back as app1b on route node01, from the cluster page.
     cluster.multicast = False
     cluster.save()
+    for host in ("app2", "spare1"):  # app3 is the spare host
+        tb.host_exec(host, "pkill -TERM java; for i in $(seq 100); do pgrep java >/dev/null || exit 0; sleep 0.2; "
+                           "done; pkill -KILL java", check=False)
     dep = deploy(cluster, steps=None, timeout=900)
     assert dep.status == "succeeded", explain(dep)
-    dep, _ = under_load(tb, "scale out 2 → 3 (static)", add(cluster, "app1b", app1, "node01"))
+    dep, _ = under_load(tb, "scale out 2 → 3 (static, from the cluster page)",
+                        lambda: add_in_browser(page, url, cluster, "app1b", app1, "node01", screenshot),
+                        routes=("node02", "node03"))
     rolled = dep.runs.filter(step="scale.members").order_by("wave")
     assert [(r.node.name, r.status) for r in rolled] == [("app2", "changed"), ("app3", "changed")], explain(dep)
     assert "node01" in new_session_routes(tb)
     keys = wait_keys(cluster, 3)
     assert len(keys) == 3 and all(k["system_key"] for k in keys), keys
+    page.goto(f"{url}/clusters/{cluster.name}/licenses/")
+    expect(page.locator("body")).to_contain_text(License.objects.get(node__name="app1b").system_key)
+    screenshot(page, "scale-license")
     warned = needed.filter(details__startswith="app1b needs a license").first()
     assert warned and "takes over route node01 from app1" in warned.details, warned
 
-    dep, _ = under_load(tb, "scale in 3 → 2 (static)", remove(cluster, "app1b"))
+    dep, load = under_load(tb, "scale in 3 → 2 (static)", remove(cluster, "app1b"))
+    assert load.nodes["node01"] > 0, "sessions were on app1b as it left"
     assert [(r.node.name, r.status) for r in dep.runs.filter(step="scale.members").order_by("wave")] == [
         ("app2", "changed"), ("app3", "changed")], explain(dep)
     assert new_session_routes(tb) == {"node02", "node03"}
