@@ -212,6 +212,9 @@ class License(Step):
                      "a system key follows the machine's MAC address.") if before else ""
         text = f"{node.name} needs a license: system key {key}.{took_over}"
         ctx.note(f"⚠ {text}")
+        run = ctx.deployment.pk if ctx.deployment else "?"
+        joined = f"Added to the cluster {timezone.now():%Y-%m-%d %H:%M} (run #{run}): it needs a license.{took_over}"
+        LicenseRow.objects.filter(pk=lic.pk).update(joined_note=joined[:500])
         audit.record(ctx.deployment.started_by if ctx.deployment else None, AuditEvent.Action.LICENSE_NEEDED,
                      target=node, details=text)
         if lic.read_error:

@@ -21,6 +21,7 @@ from licensing.models import License
 from nodes import ssh, web
 from nodes.inventory import load_inventory
 from nodes.models import AuditEvent, Node
+from tests.conftest import ROOT
 from tests.deployments.test_rolling import record, wait_done
 from tests.deployments.test_steps_joget import deploy, explain
 from tests.load import SESSION_PATH, SteadyLoad
@@ -120,9 +121,19 @@ def test_two_three_two_app_servers_with_multicast_then_static_membership(
     log_in(page, url, f"/clusters/{cluster.name}/")
     app1 = {"address": tb.address("app1"), "host_key": tb.node("app1")["host_key"]}
 
-    # Multicast: spare1 joins as app3; nothing else restarts.
-    dep, _ = under_load(tb, "scale out 2 → 3 (multicast)", add(cluster, "app3", spare, "node03"),
+    # Multicast: spare1 joins as app3 from the command line, followed to its recap; nothing else restarts.
+    out = io.StringIO()
+
+    def add_by_command():
+        call_command("operate", cluster.name, "add-node", "--name", "app3", "--address", spare["address"],
+                     "--host-key", spare["host_key"], "--jvm-route", "node03", "--follow", stdout=out)
+        return Deployment.objects.filter(cluster=cluster, operation=Op.SCALE_OUT).latest("created")
+
+    dep, _ = under_load(tb, "scale out 2 → 3 (multicast, operate add-node --follow)", add_by_command,
                         routes=("node01", "node02"))
+    (ROOT / "var" / "scale-add-follow.txt").write_text(out.getvalue())
+    recap = " ".join(f"{k}={v}" for k, v in dep.recap().items())
+    assert out.getvalue().rstrip().endswith(recap) and "failed=0 skipped=0" in recap, out.getvalue()[-500:]
     assert not dep.runs.filter(step="scale.members", status=StepRun.Status.CHANGED).exists()
     assert "node03" in new_session_routes(tb)
     keys = wait_keys(cluster, 3)
@@ -167,7 +178,8 @@ def test_two_three_two_app_servers_with_multicast_then_static_membership(
     keys = wait_keys(cluster, 3)
     assert len(keys) == 3 and all(k["system_key"] for k in keys), keys
     page.goto(f"{url}/clusters/{cluster.name}/licenses/")
-    expect(page.locator("body")).to_contain_text(License.objects.get(node__name="app1b").system_key)
+    expect(page.locator("#license-app1b")).to_contain_text(License.objects.get(node__name="app1b").system_key)
+    expect(page.locator("#needs-license-app1b")).to_contain_text("takes over route node01 from app1")
     screenshot(page, "scale-license")
     warned = needed.filter(details__startswith="app1b needs a license").first()
     assert warned and "takes over route node01 from app1" in warned.details, warned
