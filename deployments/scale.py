@@ -85,9 +85,7 @@ def _new_node(cluster: Cluster, options: dict) -> Node:
         except ssh.SSHError:
             raise InvalidOption("The host key must be an OpenSSH public key line: TYPE BASE64 (as ssh-keyscan "
                                 "prints it).", "host_key") from None
-    template = cluster.app_servers().first()
-    node = Node(cluster=cluster, is_app_server=True, **values,
-                **({f: getattr(template, f) for f in LIKE_OTHERS} if template else {}))
+    node = candidate(cluster, **values)
     try:
         node.full_clean()
     except ValidationError as exc:

@@ -138,3 +138,32 @@ def test_the_operate_command_adds_and_removes_and_exits_non_zero_with_the_reason
     with pytest.raises(CommandError, match="app9 is an app server of prod already"):
         call_command("operate", "prod", "add-node", "--name", "app9", "--address", "10.0.0.119", "--jvm-route",
                      "node19", "--host-key", KEY)
+
+
+@pytest.mark.django_db
+def test_the_pages_refuse_what_the_command_refuses_and_an_operator_adds_nothing(admin_client, django_user_model):
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    c = _serving(2)
+    operator = django_user_model.objects.create_user("op", password="op-pass-123")
+    operator.groups.add(Group.objects.get_or_create(name="operator")[0])
+    client = Client()
+    client.force_login(operator)
+    assert client.get("/clusters/prod/scale/add/").status_code == 403
+    assert client.post("/clusters/prod/scale/remove/", {"node": "app1"}).status_code == 403
+    page = admin_client.get("/clusters/prod/scale/add/")
+    assert page.status_code == 200 and b"Next: fetch its host key" in page.content
+    bad = admin_client.post("/clusters/prod/scale/add/", {**NEW, "name": "Bad Name!", "ssh_port": 22,
+                                                           "ssh_user": "root", "stage": "details"})
+    assert bad.status_code == 200 and b"has-error" in bad.content
+    # Nothing answers SSH there: said on the address, nothing recorded.
+    gone = admin_client.post("/clusters/prod/scale/add/", {**NEW, "address": "127.0.0.1", "ssh_port": 9,
+                                                            "ssh_user": "root", "stage": "details"})
+    assert b"Cannot reach 127.0.0.1:9" in gone.content
+    removed = admin_client.post("/clusters/prod/scale/remove/", {"node": "db"}, follow=True)
+    assert b"shared database holds every app" in removed.content
+    assert (Node.all_objects.filter(cluster=c).count(), Deployment.objects.filter(cluster=c).count()) == (4, 1)
+    Cluster.objects.filter(pk=c.pk).update(name="old")
+    fresh = _cluster(2)
+    assert admin_client.get(f"/clusters/{fresh.name}/scale/add/").url == f"/clusters/{fresh.name}/nodes/new/"
