@@ -208,12 +208,12 @@ class License(Step):
         key = lic.system_key or "(not read yet)"
         before = (Node.all_objects.filter(cluster=ctx.cluster, jvm_route=node.jvm_route, removed_at__isnull=False)
                   .exclude(pk=node.pk).order_by("-removed_at").first())
-        took_over = (f" It takes over route {node.jvm_route} from {before.name}, whose license does not follow: "
-                     "a system key follows the machine's MAC address.") if before else ""
-        text = f"{node.name} needs a license: system key {key}.{took_over}"
+        took_over = (f"; it takes over route {node.jvm_route} from {before.name}, whose license does not follow: "
+                     "a system key follows the machine's MAC address") if before else ""
+        text = f"{node.name} needs a license (system key {key}){took_over}"
         ctx.note(f"⚠ {text}")
         run = ctx.deployment.pk if ctx.deployment else "?"
-        joined = f"Added to the cluster {timezone.now():%Y-%m-%d %H:%M} (run #{run}): it needs a license.{took_over}"
+        joined = f"Added to the cluster {timezone.now():%Y-%m-%d %H:%M} (run #{run}): it needs a license{took_over}."
         LicenseRow.objects.filter(pk=lic.pk).update(joined_note=joined[:500])
         audit.record(ctx.deployment.started_by if ctx.deployment else None, AuditEvent.Action.LICENSE_NEEDED,
                      target=node, details=text)
