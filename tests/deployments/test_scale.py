@@ -10,6 +10,7 @@ while it is in; a second add and an unknown remove change nothing.
 
 import io
 import json
+import re
 import time
 
 import pytest
@@ -24,6 +25,7 @@ from nodes.models import AuditEvent, Node
 from tests.conftest import ROOT
 from tests.deployments.test_rolling import record, wait_done
 from tests.deployments.test_steps_joget import deploy, explain
+from tests.e2e.test_layout_browser import _too_wide
 from tests.load import SESSION_PATH, SteadyLoad
 from tests.testbed_plugin import _session_testbed
 
@@ -100,6 +102,9 @@ def add_in_browser(page, url, cluster, name, host, route, screenshot) -> Deploym
     failed = page.locator('#scale-checks tr[data-status="fail"]')
     assert failed.count() == 0, failed.all_inner_texts()
     screenshot(page, "scale-add-review")
+    page.set_viewport_size({"width": 390, "height": 844})  # and on a phone: nothing sticks out sideways
+    assert _too_wide(page) == ""
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.click(f"button:has-text('Add {name} to {cluster.name}')")
     page.wait_for_url("**/deployments/*/")
     expect(page.locator("h1")).to_contain_text("App server addition")
@@ -121,6 +126,10 @@ def test_two_three_two_app_servers_with_multicast_then_static_membership(
     log_in(page, url, f"/clusters/{cluster.name}/")
     app1 = {"address": tb.address("app1"), "host_key": tb.node("app1")["host_key"]}
 
+    # Without its host key the command pins nothing: it shows the key the node offers, to be checked.
+    with pytest.raises(CommandError, match=re.escape(f"offers {spare['host_key']} (")):
+        call_command("operate", cluster.name, "add-node", "--name", "app3", "--address", spare["address"],
+                     "--jvm-route", "node03")
     # Multicast: spare1 joins as app3 from the command line, followed to its recap; nothing else restarts.
     out = io.StringIO()
 

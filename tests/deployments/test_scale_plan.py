@@ -129,6 +129,9 @@ def test_the_operate_command_adds_and_removes_and_exits_non_zero_with_the_reason
         call_command("operate", "prod", "add-node")
     with pytest.raises(CommandError, match="remove-node needs the app server's name"):
         call_command("operate", "prod", "remove-node")
+    with pytest.raises(CommandError, match="add-node needs --host-key .*asking 127.0.0.1 for it: Cannot reach"):
+        call_command("operate", "prod", "add-node", "--name", "app9", "--address", "127.0.0.1", "--ssh-port", "9",
+                     "--jvm-route", "node09")
     with pytest.raises(CommandError, match="No node 'ghost' in cluster prod: nothing changed"):
         call_command("operate", "prod", "remove-node", "ghost")
     call_command("operate", "prod", "add-node", "--name", "app9", "--address", "10.0.0.109", "--jvm-route", "node09",

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from deployments import engine, services
 from deployments.follow import follow_to_end
 from deployments.models import Deployment
+from nodes import ssh
 from nodes.models import BalancerState, Cluster
 
 ROLLING = {"restart": Deployment.Operation.RESTART, "upgrade": Deployment.Operation.UPGRADE,
@@ -69,6 +70,15 @@ class Command(BaseCommand):
         missing = [f"--{k.replace('_', '-')}" for k in ("name", "address", "jvm_route") if not new[k]]
         if missing:
             raise CommandError(f"add-node needs {', '.join(missing)}.")
+        if not new["host_key"]:  # never pinned unseen: show what the node offers, for the admin to check
+            try:
+                offered = ssh.fetch_host_key(new["address"], new["ssh_port"], timeout=10)
+            except ssh.SSHError as exc:
+                raise CommandError(f"add-node needs --host-key \"TYPE BASE64\"; asking {new['address']} for it: {exc}"
+                                   ) from None
+            raise CommandError(f"add-node needs the node's host key, confirmed: {new['address']} offers {offered} "
+                               f"({ssh.fingerprint(offered)}). Compare with `ssh-keygen -lf "
+                               f"/etc/ssh/ssh_host_ed25519_key.pub` on the node, then pass --host-key \"{offered}\".")
         return services.start_scale(None, cluster, SCALE[operation], **new)
 
     def _start(self, cluster, operation, node, nodes, batch, war) -> Deployment:
