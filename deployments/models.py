@@ -14,6 +14,8 @@ class Operation(models.TextChoices):
     UPGRADE = "upgrade", "rolling upgrade"
     ROLLBACK = "rollback", "rollback"
     MEMBERS = "members", "balancer member change"
+    SCALE_OUT = "scale_out", "app server addition"
+    SCALE_IN = "scale_in", "app server removal"
 
 
 class Deployment(models.Model):

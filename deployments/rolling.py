@@ -105,6 +105,10 @@ def _deploy_batch(cluster: Cluster) -> int:
 
 def plan_runs(cluster: Cluster, plan: list, options: dict, *, dry_run: bool) -> list[tuple[int, object, object, int]]:
     """(position, step, node, wave) of every run: a rolling step's nodes in waves of the batch size, from 1."""
+    if options.get("scale"):  # an app server added or removed: its own plan (deployments/scale.py)
+        from . import scale
+
+        return scale.plan_runs(cluster, plan, options)
     only = [n for n in options.get("nodes") or [] if n]
     runs = []
     for pos, step in enumerate(plan):

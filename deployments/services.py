@@ -16,7 +16,7 @@ from django.db import transaction
 from nodes import audit
 from nodes.models import Artifact, Cluster
 
-from . import backups, checklist, drift, engine, rolling
+from . import backups, checklist, drift, engine, rolling, scale
 from .models import Backup, CheckRun, Deployment, DriftCheck, Restore
 
 
@@ -167,4 +167,22 @@ def set_member_state(request, node, state: str) -> Deployment:
                             user=user if user and user.is_authenticated else None)
     audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=node, cluster=node.cluster,
                  details=f"balancer member {node.name}: {before} → {state} (deployment #{dep.pk})")
+    return dep
+
+
+def start_scale(request, cluster: Cluster, operation: str, **options) -> Deployment:
+    """Add (scale out) or remove (scale in) an app server of `cluster` through deployments.scale.start, and audit
+    it. `request` may be None (the command line). Raises engine.DeploymentRefused with nothing changed."""
+    user = getattr(request, "user", None)
+    dep = scale.start(cluster, operation, user=user if user and user.is_authenticated else None, **options)
+    node = dep.options.get("node", "")
+    if operation == Deployment.Operation.SCALE_OUT:
+        details = (f"add app server {node} ({options.get('address')}, route {options.get('jvm_route')}); "
+                   f"deployment #{dep.pk}")
+        audit.record(request, audit.Action.NODE_CREATED, target=f"{node} ({options.get('address')})",
+                     cluster=cluster, details=details)
+    else:
+        details = f"remove app server {node}; deployment #{dep.pk}"
+    audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{dep.pk}", cluster=cluster,
+                 details=details)
     return dep

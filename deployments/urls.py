@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import backup_views, joget_state_views, operate_views, views, wizard
+from . import backup_views, joget_state_views, operate_views, scale_views, views, wizard
 from .api import token_views
 
 app_name = "deployments"
@@ -17,6 +17,8 @@ urlpatterns = [
     path("clusters/<slug:name>/members/", operate_views.members, name="members"),
     path("clusters/<slug:name>/members/<slug:node>/", operate_views.member_state, name="member_state"),
     path("clusters/<slug:name>/operate/<slug:operation>/", operate_views.operate, name="operate"),
+    path("clusters/<slug:name>/scale/add/", scale_views.add_node, name="scale_add"),
+    path("clusters/<slug:name>/scale/remove/", scale_views.remove_node, name="scale_remove"),
     path("clusters/<slug:name>/joget-records/", joget_state_views.records, name="joget_records"),
     path("clusters/<slug:name>/joget-records/read/", joget_state_views.records_read, name="joget_records_read"),
     path("clusters/<slug:name>/joget-records/remove/", joget_state_views.records_remove, name="joget_records_remove"),

@@ -250,6 +250,7 @@ DEPLOYMENT_STEP_MODULES = [
     "deployments.backup_steps",  # backup and restore runs; not in the deployment plan
     "deployments.steps.members",  # day-2: member states in the balancer
     "deployments.steps.roll",  # day-2: rolling restart, upgrade, rollback
+    "deployments.steps.scale",  # day-2: app servers added and removed
 ]
 DEPLOYMENT_STEP_MODULES += env.list("EXTRA_STEP_MODULES", default=[])
 # Rolling operations (deployments/rolling.py): how long a node out of the balancer may take to finish its requests,

@@ -66,6 +66,10 @@ class License(models.Model):
     # The node refused the last license pasted: it was not kept (the error says why, masked).
     license_refused = models.BooleanField(default=False)
     activation_tried_at = models.DateTimeField(null=True, blank=True)
+    # The node left the cluster (scale in): its license is free, the row kept for the record.
+    released_at = models.DateTimeField(null=True, blank=True)
+    # The node was added to a serving cluster (scale out): what the Licenses page says until it is activated.
+    joined_note = models.CharField(max_length=500, blank=True)
 
     # A read or an activation is queued or running (claimed atomically; see services).
     busy = models.CharField(max_length=12, choices=Busy.choices, default=Busy.IDLE, blank=True)

@@ -27,6 +27,7 @@ TOP_KEYS = {
     "synchronous_replication", "roll_batch", "identity_file", "known_hosts", "nodes", "shared_directory",
     "shared_database", "load_balancer", "artifacts",
     "joget_admin_user", "joget_admin_password",
+    "spare_nodes",  # hosts ready to become app servers (a testbed's --spare): listed, not loaded
 }
 NODE_KEYS = {
     "name", "address", "roles", "ssh_port", "ssh_user", "host_key", "jvm_route", "http_port",

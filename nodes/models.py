@@ -90,7 +90,8 @@ class Cluster(models.Model):
         return int(head) if head.isdigit() else 0
 
     def app_servers(self):
-        return self.nodes.filter(is_app_server=True).order_by("name")
+        """The app servers in the cluster: a node being removed (`leaving`) no longer counts."""
+        return self.nodes.filter(is_app_server=True, leaving=False).order_by("name")
 
     LAYERS = ("shared_directory", "shared_database", "load_balancer")
 
@@ -154,6 +155,14 @@ class BalancerState(models.TextChoices):
     DRAIN = "drain", "Drain"  # only its own sticky sessions: for clusters without session replication
 
 
+class InClusterNodes(models.Manager):
+    """The nodes of the clusters as they are: a removed app server stays in the deployment history (a step run's
+    node is read through the base manager) but is no node of its cluster any more."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(removed_at__isnull=True)
+
+
 class Node(models.Model):
     ROLES = ("load_balancer", "app_server", "database", "file_server")
 
@@ -199,14 +208,24 @@ class Node(models.Model):
     facts_error = models.TextField(blank=True)
     probe_requested_at = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+    # Scale in: `leaving` while its removal runs (no longer a member anyone plans for), `removed_at` once it has
+    # left; its name and jvmRoute are then free for a new node.
+    leaving = models.BooleanField(default=False)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    all_objects = models.Manager()
+    objects = InClusterNodes()  # the default: cluster.nodes, forms, pages, checks
 
     class Meta:
         ordering = ["cluster", "name"]
+        default_manager_name = "objects"
+        base_manager_name = "all_objects"
         constraints = [
-            models.UniqueConstraint(fields=["cluster", "name"], name="node_name_unique_in_cluster"),
+            models.UniqueConstraint(fields=["cluster", "name"], condition=models.Q(removed_at__isnull=True),
+                                    name="node_name_unique_in_cluster"),
             models.UniqueConstraint(
                 fields=["cluster", "jvm_route"],
-                condition=~models.Q(jvm_route=""),
+                condition=~models.Q(jvm_route="") & models.Q(removed_at__isnull=True),
                 name="jvm_route_unique_in_cluster",
             ),
         ]
@@ -514,6 +533,8 @@ class AuditEvent(models.Model):
         SECRETS_ROTATED = "secrets_rotated", "Secrets re-encrypted"
         API_TOKEN_CREATED = "api_token_created", "API token created"
         API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
+        NODE_REMOVED = "node_removed", "App server removed from the cluster"
+        LICENSE_NEEDED = "license_needed", "License needed"
 
     time = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

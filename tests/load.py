@@ -58,10 +58,12 @@ class LoadReport:
 
 
 class _Session(threading.Thread):
-    def __init__(self, load: SteadyLoad, index: int):
+    def __init__(self, load: SteadyLoad, index: int, route: str = ""):
         super().__init__(name=f"load-{index}", daemon=True)
         self.load, self.index = load, index
-        self.cookie = ""  # JSESSIONID=<id>.<route>
+        # JSESSIONID=<id>.<route>; a made-up id with a route first sends the new session to that node
+        self.cookie = f"JSESSIONID=seed.{route}" if route else ""
+        self.seeded = bool(route)
         self.count = 0
 
     def run(self):
@@ -102,7 +104,7 @@ class _Session(threading.Thread):
         lost = stale = jump = False
         if new_id:
             old_base = self.cookie.partition("=")[2].split(".")[0]
-            if self.cookie and new_id.group(1).split(".")[0] != old_base:
+            if self.cookie and not self.seeded and new_id.group(1).split(".")[0] != old_base:
                 lost = True  # a new session: the old one is gone
             self.cookie = f"JSESSIONID={new_id.group(1)}"
         if self.count and not lost:
@@ -112,7 +114,7 @@ class _Session(threading.Thread):
                 stale = True
             elif count > self.count + 1:
                 jump = True
-        self.count = count
+        self.count, self.seeded = count, False
         load.record(self, node=node, build=build, lost=lost, stale=stale, jump=jump, seen=body.strip(),
                     ms=(time.monotonic() - t0) * 1000)
 
@@ -121,11 +123,12 @@ class SteadyLoad:
     """N sessions through the balancer at `rate` requests per second each, from start() (or `with`) to stop()."""
 
     def __init__(self, host: str, port: int = 80, *, sessions: int = 6, rate: float = 3.0, timeout: float = 10.0,
-                 max_seconds: float = 600.0, max_requests: int = 5000):
+                 max_seconds: float = 600.0, max_requests: int = 5000, routes: tuple[str, ...] = ()):
         if not ipaddress.ip_address(host).is_private:
             raise ValueError(f"{host}: the load generator asks testbed (private) addresses only")
         self.host, self.port, self.sessions, self.rate, self.timeout = host, port, sessions, rate, timeout
         self.max_seconds, self.max_requests = max_seconds, max_requests
+        self.routes = routes  # the sessions' first nodes, in turn (a sticky cookie's route); empty: the balancer's
         self.report = LoadReport()
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -156,7 +159,8 @@ class SteadyLoad:
     def start(self) -> SteadyLoad:
         self._t0 = time.monotonic()
         self.deadline = self._t0 + self.max_seconds
-        self._threads = [_Session(self, i) for i in range(self.sessions)]
+        routes = self.routes
+        self._threads = [_Session(self, i, routes[i % len(routes)] if routes else "") for i in range(self.sessions)]
         for t in self._threads:
             t.start()
         return self

@@ -138,9 +138,11 @@ def always_down(testbed: Testbed) -> Iterator[None]:
                 signal.signal(sig, handler)
 
 
-def _session_testbed(kind: str, full: bool | None = None, app_servers: int = 2) -> Iterator[RunningTestbed]:
+def _session_testbed(kind: str, full: bool | None = None, app_servers: int = 2,
+                     spares: int = 0) -> Iterator[RunningTestbed]:
     """A testbed of its own for `kind` (its first letter goes into the prefix); full if kind is "full" or
-    `full` says so; `app_servers` app servers app1..N (jvmRoute node01..)."""
+    `full` says so; `app_servers` app servers app1..N (jvmRoute node01..); `spares` hosts spare1..N made like app
+    servers but out of the cluster (the inventory's spare_nodes)."""
     if os.geteuid() != 0:
         pytest.skip("the testbed needs root (network namespaces, bridges, mounts)")
     full = kind == "full" if full is None else full
@@ -150,7 +152,7 @@ def _session_testbed(kind: str, full: bool | None = None, app_servers: int = 2) 
             pytest.skip(describe_missing(missing))
     # Runs of crashed sessions (their pid is gone) would hold addresses and namespaces: remove them.
     down_all(STALE_PREFIX, only_dead_owners=True)
-    testbed = Testbed(unique_prefix(kind), app_servers=app_servers, full=full)
+    testbed = Testbed(unique_prefix(kind), app_servers=app_servers, full=full, spares=spares)
     with always_down(testbed):
         try:
             inventory = testbed.up(recreate=True)

@@ -1,5 +1,6 @@
 """The API's day-2 operations on a serving cluster: rolling restart, rolling upgrade (upload the new jw.war and
-start the roll in one call), rollback, and the app servers' member states in the balancer (read and set).
+start the roll in one call), rollback, the app servers' member states in the balancer (read and set), and an app
+server added or removed (scale out and in).
 
 The same services as the cluster page's buttons and `manage.py operate` (services.start_operation, start_upgrade,
 set_member_state), the same roles (operators operate; an upgrade also needs the admin role, as on the page: it
@@ -112,3 +113,27 @@ def node_member_state(request, name, node):
     target = get_object_or_404(Node.objects.select_related("cluster"), cluster__name=name, name=node)
     options = _options(s.MemberStateSerializer, request)
     return _started(lambda: services.set_member_state(request, target, options["state"]))
+
+
+@extend_schema(request=s.AddNodeSerializer, responses=STARTED,
+               summary="Add an app server to the serving cluster (admin: it changes the inventory): its own steps on "
+                       "it alone, the others' static member lists rolled, the balancer's member added (graceful); 201 "
+                       "with the run; 400 on the field at fault (a node of that name already: nothing changed)")
+@api_view(["POST"])
+def cluster_add_node(request, name):
+    cluster = _cluster(name)
+    require_role(request, Role.ADMIN)
+    options = _options(s.AddNodeSerializer, request)
+    return _started(lambda: services.start_scale(request, cluster, Operation.SCALE_OUT, **options))
+
+
+@extend_schema(request=s.RemoveNodeSerializer, responses=STARTED,
+               summary="Remove an app server (admin): out of the balancer, stopped, its member removed (graceful), "
+                       "static member lists rolled, then it leaves the cluster; 400 for an unknown node, 409 for the "
+                       "last app server, a database, balancer or file server (the reason says what it would mean)")
+@api_view(["POST"])
+def cluster_remove_node(request, name):
+    cluster = _cluster(name)
+    require_role(request, Role.ADMIN)
+    options = _options(s.RemoveNodeSerializer, request)
+    return _started(lambda: services.start_scale(request, cluster, Operation.SCALE_IN, node=options["node"]))

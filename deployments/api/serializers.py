@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from nodes import validators as v
 from nodes.models import Artifact, BalancerState, Cluster, LoadBalancer, Node, SharedDatabase, SharedDirectory
 from nodes.ssh import SSHError, fingerprint
 
@@ -355,3 +356,19 @@ class ErrorSerializer(serializers.Serializer):
 
 class ConflictSerializer(ErrorSerializer):
     running_deployment = serializers.IntegerField(required=False)
+
+
+class AddNodeSerializer(serializers.Serializer):
+    """The new app server: the validators of the cluster page's form (deployments.scale_views.AddNodeForm)."""
+
+    name = serializers.CharField(max_length=63, validators=[v.validate_name])
+    address = serializers.CharField(max_length=253, validators=[v.validate_address])
+    ssh_port = serializers.IntegerField(required=False, default=22, validators=[v.validate_port])
+    ssh_user = serializers.CharField(required=False, default="root", max_length=32, validators=[v.validate_posix_user])
+    host_key = serializers.CharField(help_text="Its SSH host key, \"TYPE BASE64\" as ssh-keyscan prints it (pinned).")
+    jvm_route = serializers.CharField(max_length=32, validators=[v.validate_jvm_route],
+                                      help_text="Unique in the cluster; may be a removed node's (a replacement).")
+
+
+class RemoveNodeSerializer(serializers.Serializer):
+    node = serializers.CharField(max_length=63, help_text="The app server to remove, by name.")

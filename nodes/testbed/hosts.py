@@ -122,6 +122,7 @@ class Testbed:
     prefix: str = DEFAULT_PREFIX
     app_servers: int = 2
     file_server: bool = False
+    spares: int = 0
     full: bool = False
     subnet: str | None = None
     wflow_home: str = DEFAULT_WFLOW_HOME
@@ -161,7 +162,7 @@ class Testbed:
     def _shape(self) -> dict:
         """What a caller asked for; a running testbed of another shape is recreated, not reused."""
         names = [h.name for h in plan_hosts(self.prefix, ipaddress.ip_network("10.0.0.0/24"),
-                                            self.app_servers, self.file_server)]
+                                            self.app_servers, self.file_server, self.spares)]
         return {"hosts": names, "mode": self.mode, "wflow_home": self.wflow_home, "cluster": self.cluster,
                 "joget_version": self.joget_version}
 
@@ -206,7 +207,7 @@ class Testbed:
 
     def _create(self, subnet: ipaddress.IPv4Network) -> dict:
         t0 = time.monotonic()
-        hosts = plan_hosts(self.prefix, subnet, self.app_servers, self.file_server)
+        hosts = plan_hosts(self.prefix, subnet, self.app_servers, self.file_server, self.spares)
         mkdirs(self.state_dir, mode=0o700)
         state = {"prefix": self.prefix, "subnet": str(subnet), "bridge": network.bridge_name(self.prefix),
                  "shape": self._shape(), "owner_pid": os.getpid(), "created": time.time(), "keepers": [],
@@ -279,8 +280,12 @@ class Testbed:
         return "\n".join(text.splitlines()[-lines:])
 
     def _inventory(self, hosts: list[Host], subnet: ipaddress.IPv4Network, identity: Path) -> dict:
-        nodes = []
+        nodes, spares = [], []
         for h in hosts:
+            if h.spare:
+                spares.append({"name": h.name, "address": h.address, "ssh_port": 22, "ssh_user": "root",
+                               "host_key": h.host_key})
+                continue
             node = {"name": h.name, "address": h.address, "roles": h.roles, "ssh_port": 22, "ssh_user": "root",
                     "host_key": h.host_key}
             if h.is_app_server:
@@ -313,6 +318,8 @@ class Testbed:
             "load_balancer": {"mode": "managed", "node": "lb", "http_port": 80, "site_name": "jwsite",
                               "sticky_cookie": "JSESSIONID", "manager_allow": str(subnet[1])},
             "artifacts": artifacts,
+            # Ready to become app servers (operate CLUSTER add-node), not in the cluster.
+            "spare_nodes": spares,
         }
 
     # ---- down --------------------------------------------------------------------------------

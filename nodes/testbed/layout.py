@@ -27,6 +27,7 @@ class Host:
     unshare_pid: int | None = None
     pid: int | None = None  # sshd, PID 1 of the host
     host_key: str = ""
+    spare: bool = False  # made like an app server but left out of the cluster (its inventory's spare_nodes)
 
     @property
     def is_app_server(self) -> bool:
@@ -47,10 +48,14 @@ def validate_wflow_home(path: str) -> str:
     return path
 
 
-def plan_hosts(prefix: str, subnet: ipaddress.IPv4Network, app_servers: int, file_server: bool) -> list[Host]:
-    """lb .10, app1..N .101.., db .20, files .30: fixed offsets, so an address tells which host it is."""
+def plan_hosts(prefix: str, subnet: ipaddress.IPv4Network, app_servers: int, file_server: bool,
+               spares: int = 0) -> list[Host]:
+    """lb .10, app1..N .101.., db .20, files .30, spare1..N .201..: fixed offsets, so an address tells which host
+    it is."""
     if not 1 <= app_servers <= 99:
         raise TestbedError("--app-servers: from 1 to 99.")
+    if not 0 <= spares <= 50:
+        raise TestbedError("--spare: from 0 to 50.")
     hosts = [Host("lb", ["load_balancer"], str(subnet[10]), network.host_link(prefix, "lb"))]
     for i in range(1, app_servers + 1):
         hosts.append(Host(f"app{i}", ["app_server"], str(subnet[100 + i]), network.host_link(prefix, f"app{i}"),
@@ -58,4 +63,7 @@ def plan_hosts(prefix: str, subnet: ipaddress.IPv4Network, app_servers: int, fil
     hosts.append(Host("db", ["database"], str(subnet[20]), network.host_link(prefix, "db")))
     if file_server:
         hosts.append(Host("files", ["file_server"], str(subnet[30]), network.host_link(prefix, "files")))
+    for i in range(1, spares + 1):
+        hosts.append(Host(f"spare{i}", ["app_server"], str(subnet[200 + i]), network.host_link(prefix, f"spare{i}"),
+                          spare=True))
     return hosts

@@ -9,7 +9,7 @@ import paramiko
 
 
 def node_of(inventory: dict, name: str) -> dict:
-    for node in inventory["nodes"]:
+    for node in [*inventory["nodes"], *inventory.get("spare_nodes", [])]:  # a spare host is reached the same way
         if node["name"] == name:
             return node
     raise KeyError(f"no node {name!r} in the inventory (nodes: {', '.join(n['name'] for n in inventory['nodes'])})")

@@ -31,7 +31,7 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY_KEYS = {"cluster", "joget_version", "context_path", "wflow_home", "datasource_profile", "multicast",
                   "identity_file", "known_hosts", "nodes", "shared_directory", "shared_database", "load_balancer",
-                  "artifacts", "joget_admin_user", "joget_admin_password"}
+                  "artifacts", "joget_admin_user", "joget_admin_password", "spare_nodes"}
 
 
 def assert_nothing_left(prefix: str) -> None:
@@ -63,7 +63,7 @@ def small_testbed():
 
 def test_inventory_has_what_the_console_needs(light_testbed):
     inv = light_testbed
-    assert set(inv) == INVENTORY_KEYS
+    assert set(inv) == INVENTORY_KEYS and inv["spare_nodes"] == []
     assert (inv["joget_admin_user"], inv["joget_admin_password"]) == ("admin", "admin")  # the stand-in's login
     assert [n["name"] for n in inv["nodes"]] == ["lb", "app1", "app2", "db"]
     apps = [n for n in inv["nodes"] if "app_server" in n["roles"]]
@@ -273,18 +273,23 @@ def _manage(*args: str) -> subprocess.CompletedProcess:
 def test_command_up_prints_inventory_and_leaves_hosts_running(tmp_path):
     prefix = unique_prefix("c")
     try:
-        up = _manage("up", "--light", "--app-servers", "1", "--prefix", prefix)
+        up = _manage("up", "--light", "--app-servers", "1", "--spare", "1", "--prefix", prefix)
         assert up.returncode == 0, up.stderr
         inv = json.loads(up.stdout)  # standard output is the JSON alone
         assert "hosts answer SSH" in up.stderr
-        client = connect(inv, "db")  # the command has exited; the hosts live on
-        try:
-            assert run(client, "hostname")[1] == "db\n"
-        finally:
-            client.close()
+        for host in ("db", "spare1"):
+            client = connect(inv, host)  # the command has exited; the hosts live on (the spare too, out of the cluster)
+            try:
+                assert run(client, "hostname")[1] == f"{host}\n"
+            finally:
+                client.close()
+        assert [n["name"] for n in inv["nodes"]] == ["lb", "app1", "db"]
+        spare = inv["spare_nodes"]
+        assert [(s["name"], s["ssh_port"], s["ssh_user"]) for s in spare] == [("spare1", 22, "root")]
+        assert spare[0]["host_key"].startswith("ssh-ed25519 ") and spare[0]["address"].endswith(".201")
         status = _manage("status", "--prefix", prefix)
         assert f"testbed {prefix}: up" in status.stdout
-        assert _manage("up", "--prefix", prefix, "--app-servers", "1").stdout == up.stdout
+        assert _manage("up", "--prefix", prefix, "--app-servers", "1", "--spare", "1").stdout == up.stdout
     finally:
         down = _manage("down", "--prefix", prefix)
     assert down.returncode == 0, down.stderr

@@ -17,7 +17,7 @@ from nodes.testbed import stderr_log as _log
 
 
 class Command(BaseCommand):
-    help = "Simulated Linux hosts (lb, app1..N, db) in namespaces on this machine: up, down, status."
+    help = "Simulated Linux hosts (lb, app1..N, db, spare1..N) in namespaces on this machine: up, down, status."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True, metavar="{up,down,status}")
@@ -28,6 +28,8 @@ class Command(BaseCommand):
                           help="also require Tomcat, Apache and MariaDB packages on this machine")
         up.set_defaults(full=False)  # both options share `full`: without this, --light's store_false default wins
         up.add_argument("--app-servers", type=int, default=2, metavar="N", help="number of app servers (default 2)")
+        up.add_argument("--spare", type=int, default=0, metavar="N",
+                        help="also N hosts ready to become app servers, left out of the cluster (spare_nodes)")
         up.add_argument("--file-server", action="store_true", help="add a host 'files' with the file_server role")
         up.add_argument("--subnet", help="a free private /24 (default: 10.213.X.0/24, X from the prefix)")
         up.add_argument("--wflow-home", default=DEFAULT_WFLOW_HOME, help="shared directory path on the app servers")
@@ -62,9 +64,9 @@ class Command(BaseCommand):
         except TestbedError as exc:
             raise CommandError(str(exc)) from None
 
-    def _up(self, prefix, *, full, app_servers, file_server, subnet, wflow_home, cluster, joget_version,
+    def _up(self, prefix, *, full, app_servers, spare, file_server, subnet, wflow_home, cluster, joget_version,
             recreate, do_import, **_):
-        tb = Testbed(prefix, app_servers=app_servers, file_server=file_server, full=full, subnet=subnet,
+        tb = Testbed(prefix, app_servers=app_servers, file_server=file_server, spares=spare, full=full, subnet=subnet,
                      wflow_home=wflow_home, cluster=cluster, joget_version=joget_version, log=_log)
         inventory = tb.up(recreate=recreate)
         self.stdout.write(json.dumps(inventory, indent=2))

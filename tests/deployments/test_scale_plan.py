@@ -1,0 +1,172 @@
+"""Scale out and in without nodes: what an addition and a removal plan (nodes, order, waves), what they refuse with
+nothing changed, the command's arguments, and a removed node kept in the history but out of the cluster."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from deployments import engine, scale
+from deployments.models import Deployment, StepRun
+from licensing.models import License
+from nodes.models import AuditEvent, Cluster, Node
+from tests.deployments.test_rolling_plan import KEY, _cluster
+
+S = StepRun.Status
+OUT, IN = Deployment.Operation.SCALE_OUT, Deployment.Operation.SCALE_IN
+
+
+def _serving(app_servers=2, multicast=True) -> Cluster:
+    c = _cluster(app_servers)
+    c.multicast = multicast
+    c.save()
+    Node.objects.create(cluster=c, name="db", address="10.0.0.20", is_database=True, host_key=KEY)
+    served = Deployment.objects.create(cluster=c, status=Deployment.Status.SUCCEEDED)
+    StepRun.objects.create(deployment=served, step="load_balancer.site", position=0, status=S.CHANGED)
+    return c
+
+
+def _runs(dep) -> list[tuple[str, str, int]]:
+    return [(r.step, r.node.name if r.node_id else "-", r.wave) for r in dep.runs.order_by("position", "wave")]
+
+
+NEW = {"name": "app9", "address": "10.0.0.109", "jvm_route": "node09", "host_key": KEY}
+
+
+@pytest.mark.django_db
+def test_an_addition_runs_the_nodes_own_steps_on_it_alone_then_rolls_the_others_then_the_balancer():
+    c = _serving(2)
+    dep = scale.start(c, OUT, **NEW)
+    runs = _runs(dep)
+    own = [(s, n) for s, n, w in runs if not s.startswith("scale.")]
+    assert {n for _, n in own} == {"app9"}
+    assert [s for s, _ in own][-1] == "joget.running" and "tomcat.install" in [s for s, _ in own]
+    assert [r for r in runs if r[0].startswith("scale.")] == [
+        ("scale.members", "app1", 1), ("scale.members", "app2", 2), ("scale.add_member", "lb", 0),
+        ("scale.license", "app9", 0)]
+    new = c.app_servers().get(name="app9")
+    # Set up like the other app servers; the cluster now counts it.
+    assert (new.install_path, new.catalina_base, new.http_port) == ("/opt/joget", "", 8080)
+    assert c.app_servers().count() == 3
+    assert dep.kind == "app server addition"
+
+
+@pytest.mark.django_db
+def test_a_removal_takes_the_node_out_first_and_it_leaves_the_cluster_at_the_end_kept_in_the_history():
+    c = _serving(3, multicast=False)
+    dep = scale.start(c, IN, node="app2")
+    assert _runs(dep) == [("scale.leave", "app2", 0), ("scale.drop_member", "lb", 0), ("scale.members", "app1", 1),
+                          ("scale.members", "app3", 2), ("scale.finish", "-", 0)]
+    assert [n.name for n in c.app_servers()] == ["app1", "app3"]  # already planned for without it
+    lic = License.objects.create(node=Node.objects.get(cluster=c, name="app2"), system_key="K-2")
+    from deployments.steps.scale import FinishChange
+    from tests.deployments.test_scale_plan import _ctx
+    FinishChange("leave").apply(_ctx(c, dep))
+    assert not Node.objects.filter(cluster=c, name="app2").exists()
+    assert c.nodes.count() == 4 and dep.runs.get(step="scale.leave").node.name == "app2"  # history keeps it
+    lic.refresh_from_db()
+    assert lic.released_at is not None
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.NODE_REMOVED, cluster="prod").exists()
+    # Its name and route are free again: a replacement may take over the route.
+    Deployment.objects.filter(pk=dep.pk).update(status=Deployment.Status.SUCCEEDED)
+    dep2 = scale.start(c, OUT, **{**NEW, "name": "app2b", "jvm_route": "node02"})
+    assert c.app_servers().get(name="app2b").jvm_route == "node02" and dep2.operation == OUT
+
+
+def _ctx(cluster, dep):
+    from deployments.steps.base import StepContext
+
+    return StepContext(cluster=cluster, node=None, conn=None, log=lambda _t: None, emit=lambda _k, _t: None,
+                       connect=None, deployment=dep)
+
+
+@pytest.mark.django_db
+def test_a_second_add_an_unknown_remove_and_wrong_input_change_nothing_and_say_why():
+    c = _serving(2)
+    before = (Node.all_objects.count(), Deployment.objects.count())
+    cases = [
+        (OUT, {**NEW, "name": "app1"}, "name", "app1 is an app server of prod already"),
+        (OUT, {**NEW, "address": "10.0.0.101"}, "address", "address of app1"),
+        (OUT, {**NEW, "jvm_route": "node01"}, "jvm_route", "jvmRoute node01 is app1's"),
+        (OUT, {**NEW, "name": "Bad Name!"}, "name", "name"),
+        (OUT, {**NEW, "address": "10.0.0.5; rm -rf /"}, "address", "address"),
+        (OUT, {**NEW, "host_key": "not a key"}, "host_key", "OpenSSH public key line"),
+        (OUT, {**NEW, "host_key": ""}, "host_key", "Confirm 10.0.0.109's host key"),
+        (OUT, {**NEW, "jvm_route": ""}, "jvm_route", "jvmRoute"),
+        (IN, {"node": "app7"}, "node", "No node 'app7' in cluster prod"),
+    ]
+    for operation, options, field, said in cases:
+        with pytest.raises(engine.InvalidOption, match=said) as exc:
+            scale.start(c, operation, **options)
+        assert exc.value.field == field, options
+    with pytest.raises(engine.DeploymentRefused, match="shared database holds every app's data"):
+        scale.start(c, IN, node="db")
+    with pytest.raises(engine.DeploymentRefused, match="load balancer is the cluster's only entry"):
+        scale.start(c, IN, node="lb")
+    assert (Node.all_objects.count(), Deployment.objects.count()) == before
+    assert not Node.objects.filter(leaving=True).exists()
+    # A second addition while the first runs: refused as any run of a running cluster, the node not recorded twice.
+    scale.start(c, OUT, **NEW)
+    with pytest.raises(engine.DeploymentRunning):
+        scale.start(c, OUT, **{**NEW, "name": "app8", "address": "10.0.0.108", "jvm_route": "node08"})
+    assert not Node.objects.filter(name="app8").exists()
+
+
+@pytest.mark.django_db
+def test_the_last_app_server_and_a_cluster_that_does_not_serve_yet_are_refused():
+    c = _serving(1)
+    with pytest.raises(engine.DeploymentRefused, match="app1 is the last app server of prod"):
+        scale.start(c, IN, node="app1")
+    Cluster.objects.filter(pk=c.pk).update(name="one")
+    fresh = _cluster(2)
+    with pytest.raises(engine.DeploymentRefused, match="does not serve through a load balancer yet"):
+        scale.start(fresh, OUT, **NEW)
+    assert not Node.objects.filter(name="app9").exists() and not Node.objects.filter(leaving=True).exists()
+
+
+@pytest.mark.django_db
+def test_the_operate_command_adds_and_removes_and_exits_non_zero_with_the_reason(capsys):
+    c = _serving(2)
+    with pytest.raises(CommandError, match="add-node needs --name, --address, --jvm-route"):
+        call_command("operate", "prod", "add-node")
+    with pytest.raises(CommandError, match="remove-node needs the app server's name"):
+        call_command("operate", "prod", "remove-node")
+    with pytest.raises(CommandError, match="add-node needs --host-key .*asking 127.0.0.1 for it: Cannot reach"):
+        call_command("operate", "prod", "add-node", "--name", "app9", "--address", "127.0.0.1", "--ssh-port", "9",
+                     "--jvm-route", "node09")
+    with pytest.raises(CommandError, match="No node 'ghost' in cluster prod: nothing changed"):
+        call_command("operate", "prod", "remove-node", "ghost")
+    call_command("operate", "prod", "add-node", "--name", "app9", "--address", "10.0.0.109", "--jvm-route", "node09",
+                 "--host-key", KEY, "--ssh-port", "2222")
+    assert "Started app server addition" in capsys.readouterr().out
+    assert c.app_servers().get(name="app9").ssh_port == 2222
+    with pytest.raises(CommandError, match="app9 is an app server of prod already"):
+        call_command("operate", "prod", "add-node", "--name", "app9", "--address", "10.0.0.119", "--jvm-route",
+                     "node19", "--host-key", KEY)
+
+
+@pytest.mark.django_db
+def test_the_pages_refuse_what_the_command_refuses_and_an_operator_adds_nothing(admin_client, django_user_model):
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    c = _serving(2)
+    operator = django_user_model.objects.create_user("op", password="op-pass-123")
+    operator.groups.add(Group.objects.get_or_create(name="operator")[0])
+    client = Client()
+    client.force_login(operator)
+    assert client.get("/clusters/prod/scale/add/").status_code == 403
+    assert client.post("/clusters/prod/scale/remove/", {"node": "app1"}).status_code == 403
+    page = admin_client.get("/clusters/prod/scale/add/")
+    assert page.status_code == 200 and b"Next: fetch its host key" in page.content
+    bad = admin_client.post("/clusters/prod/scale/add/", {**NEW, "name": "Bad Name!", "ssh_port": 22,
+                                                           "ssh_user": "root", "stage": "details"})
+    assert bad.status_code == 200 and b"has-error" in bad.content
+    # Nothing answers SSH there: said on the address, nothing recorded.
+    gone = admin_client.post("/clusters/prod/scale/add/", {**NEW, "address": "127.0.0.1", "ssh_port": 9,
+                                                            "ssh_user": "root", "stage": "details"})
+    assert b"Cannot reach 127.0.0.1:9" in gone.content
+    removed = admin_client.post("/clusters/prod/scale/remove/", {"node": "db"}, follow=True)
+    assert b"shared database holds every app" in removed.content
+    assert (Node.all_objects.filter(cluster=c).count(), Deployment.objects.filter(cluster=c).count()) == (4, 1)
+    Cluster.objects.filter(pk=c.pk).update(name="old")
+    fresh = _cluster(2)
+    assert admin_client.get(f"/clusters/{fresh.name}/scale/add/").url == f"/clusters/{fresh.name}/nodes/new/"
