@@ -61,7 +61,9 @@ class _Session(threading.Thread):
     def __init__(self, load: SteadyLoad, index: int):
         super().__init__(name=f"load-{index}", daemon=True)
         self.load, self.index = load, index
-        self.cookie = ""  # JSESSIONID=<id>.<route>
+        routes = load.routes
+        # A first cookie naming only a route: the balancer sends the new session there (sticky by route).
+        self.cookie = f"JSESSIONID=seed.{routes[index % len(routes)]}" if routes else ""  # JSESSIONID=<id>.<route>
         self.count = 0
 
     def run(self):
@@ -102,7 +104,7 @@ class _Session(threading.Thread):
         lost = stale = jump = False
         if new_id:
             old_base = self.cookie.partition("=")[2].split(".")[0]
-            if self.cookie and new_id.group(1).split(".")[0] != old_base:
+            if self.count and new_id.group(1).split(".")[0] != old_base:
                 lost = True  # a new session: the old one is gone
             self.cookie = f"JSESSIONID={new_id.group(1)}"
         if self.count and not lost:
@@ -121,11 +123,12 @@ class SteadyLoad:
     """N sessions through the balancer at `rate` requests per second each, from start() (or `with`) to stop()."""
 
     def __init__(self, host: str, port: int = 80, *, sessions: int = 6, rate: float = 3.0, timeout: float = 10.0,
-                 max_seconds: float = 600.0, max_requests: int = 5000):
+                 max_seconds: float = 600.0, max_requests: int = 5000, routes: list[str] | None = None):
         if not ipaddress.ip_address(host).is_private:
             raise ValueError(f"{host}: the load generator asks testbed (private) addresses only")
         self.host, self.port, self.sessions, self.rate, self.timeout = host, port, sessions, rate, timeout
         self.max_seconds, self.max_requests = max_seconds, max_requests
+        self.routes = list(routes or [])  # start the sessions on these members in turn (else where Apache says)
         self.report = LoadReport()
         self.stopping = threading.Event()
         self._lock = threading.Lock()

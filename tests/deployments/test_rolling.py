@@ -235,8 +235,11 @@ def test_drift_repair_of_hand_edits_rolls_the_restart_it_needs(cluster, roll_tes
     assert "replication.server_xml on app1" in out and "joget.setenv on app2" in out, out
     assert "joget.running on app2: restart Tomcat: it was restarted outside the console" in out, out
 
-    with SteadyLoad(tb.address("lb"), sessions=6, rate=3.0) as load:
+    # Two sessions on each app server (Apache's own choice may leave one without any), app2's among them.
+    routes = [n.jvm_route for n in cluster.app_servers()]
+    with SteadyLoad(tb.address("lb"), sessions=6, rate=3.0, routes=routes) as load:
         load.wait_requests(18)
+        assert set(load.report.nodes) == set(routes), load.report.summary()
         code, out = drift_command(cluster, "--repair")
         time.sleep(1.0)
     record("drift repair (server.xml, setenv.sh and a hand restart)", load.report)
@@ -246,6 +249,9 @@ def test_drift_repair_of_hand_edits_rolls_the_restart_it_needs(cluster, roll_tes
     running = [(r.node.name, r.wave, r.status) for r in
                repair.runs.filter(step="joget.running").order_by("wave").select_related("node")]
     assert running == [("app1", 1, S.OK), ("app2", 2, S.CHANGED), ("app3", 3, S.OK)], explain(repair)
+    rolled = "\n".join(LogLine.objects.filter(run__deployment=repair, run__step="joget.running",
+                                               run__node__name="app2").values_list("text", flat=True))
+    assert "take app2 out of the balancer" in rolled and "put app2 back in the balancer" in rolled, rolled
     assert (load.report.failed, load.report.lost) == (0, 0), load.report.summary()
     assert "jcc.hand.edit" not in sh(tb, "app2", "ps -eo args | grep [j]cc.hand.edit || true")
     assert 'jvmRoute="node01"' in sh(tb, "app1", "cat /opt/joget/tomcat-base/conf/server.xml")
