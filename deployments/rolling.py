@@ -16,6 +16,7 @@ one and waits for its end (a benchmark's entry point).
 
 from __future__ import annotations
 
+import logging
 import time
 import zipfile
 import zlib
@@ -34,6 +35,7 @@ from .steps import StepContext, StepFailed, tomcat_tools
 from .steps import members as balancer_members
 
 Operation = Deployment.Operation
+log = logging.getLogger(__name__)
 ROLL_STEP = "roll.node"
 # What each operation runs (the engine's plan, steps named explicitly).
 OPERATION_STEPS = {
@@ -187,7 +189,10 @@ def start(cluster: Cluster, operation: str, *, user=None, war: Path | None = Non
             return dep
     except BaseException:
         for field_file in saved:  # the rows rolled back; the file written to storage did not
-            field_file.storage.delete(field_file.name)
+            try:
+                field_file.storage.delete(field_file.name)
+            except Exception:  # noqa: BLE001 - the refusal is what the caller must see; the leak is logged
+                log.exception("could not delete %s after a refused start", field_file.name)
         raise
 
 
