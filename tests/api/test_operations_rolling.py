@@ -99,7 +99,8 @@ def test_a_pipeline_upgrades_node_by_node_takes_a_member_out_rolls_back_and_rest
         assert f"[roll.node app1] the cluster was backed up first: backup {backup.backup_id}" in printed, out
         # The log, node by node, each line once, as the console stored it.
         stored = LogLine.objects.filter(run__deployment_id=dep_id).select_related("run__node").order_by("id")
-        assert printed[1:-1] == [f"[{line.run.step} {line.run.node.name}] {line.text}" for line in stored], out
+        assert printed[1:-1] == [f"[{line.run.step} {line.run.node.name if line.run.node else 'cluster'}] {line.text}"
+                                 for line in stored], out
 
         result, lines = follow(operator, dep_id)
         assert result["status"] == "succeeded"
