@@ -25,7 +25,8 @@ class PolicyForm(forms.ModelForm):
 def cluster_context(cluster) -> dict:
     """What the cluster page's backups-and-drift card shows."""
     check = drift.latest(cluster)
-    return {"drift_check": check, "recent_backups": list(cluster.backups.all()[:3])}
+    return {"drift_check": check, "recent_backups": list(cluster.backups.all()[:3]),
+            "backs_up_first": backups.backs_up_first(cluster)}
 
 
 @require_http_methods(["GET"])

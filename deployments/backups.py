@@ -209,16 +209,25 @@ def backs_up_first(cluster: Cluster) -> bool:
     return policy.before_operations if policy else True
 
 
-def start_with_backup_first(cluster: Cluster, steps: list[str], *, user=None, note: str = "",
-                            backup_first: bool | None = None) -> tuple[Deployment, Backup | None]:
-    """Start a run of `steps` that first backs the cluster up, when the cluster's setting says so: the backup
-    steps go first in the same run (one run per cluster at a time), and the operation's first steps wait for
-    backup.manifest (restore.check does; an operation's own steps name it in `depends_on`). The backup's id
-    is in the run's log. For the upgrade and scale operations too."""
+def start_operation(cluster: Cluster, steps: list[str], *, operation: str = Deployment.Operation.DEPLOY,
+                    options: dict | None = None, user=None, note: str = "",
+                    backup_first: bool | None = None) -> tuple[Deployment, Backup | None]:
+    """Start a run of `steps` (an upgrade, a scale operation, a restore) that first backs the cluster up, when
+    `backup_first` (None: the cluster's setting, on by default) says so. The backup steps go first in the same
+    run (one run per cluster at a time), and the operation's steps wait for backup.manifest (each names it in its
+    `depends_on`; a dependency on a step not in the run is ignored): a failed backup skips them all, before any
+    node is touched. The backup's id is in the run's options (`backup_first`) and log. Returns the run and the
+    Backup row (reason before_operation), or None when no backup was asked for.
+    Raises engine.DeploymentRefused (e.g. another run of the cluster is going on)."""
     first = backs_up_first(cluster) if backup_first is None else backup_first
+    options = dict(options or {})
+    backup_id = new_backup_id() if first else ""
+    if first:
+        options["backup_first"] = backup_id
     with transaction.atomic():
-        dep = engine.start(cluster, user=user, steps=(BACKUP_STEPS + steps) if first else steps)
-        pre = Backup.objects.create(cluster=cluster, backup_id=new_backup_id(), deployment=dep,
+        dep = engine.start(cluster, user=user, steps=(BACKUP_STEPS + steps) if first else steps,
+                           operation=operation, options=options)
+        pre = Backup.objects.create(cluster=cluster, backup_id=backup_id, deployment=dep,
                                     reason=Backup.Reason.BEFORE_OPERATION, note=note[:200]) if first else None
     return dep, pre
 
@@ -228,8 +237,8 @@ def start_restore(backup: Backup, *, user=None, exact: bool = False, backup_firs
         raise engine.DeploymentRefused(f"Backup {backup.backup_id} is {backup_state(backup)}, not complete: "
                                        "it cannot be restored.")
     with transaction.atomic():
-        dep, pre = start_with_backup_first(backup.cluster, RESTORE_STEPS, user=user, backup_first=backup_first,
-                                           note=f"before restoring {backup.backup_id}")
+        dep, pre = start_operation(backup.cluster, RESTORE_STEPS, user=user, backup_first=backup_first,
+                                   note=f"before restoring {backup.backup_id}")
         return Restore.objects.create(cluster=backup.cluster, backup=backup, deployment=dep, exact=exact,
                                       pre_backup=pre.backup_id if pre else "")
 

@@ -26,6 +26,12 @@ from .models import Deployment, DriftCheck, StepRun
 
 log = logging.getLogger(__name__)
 OPERATION_PREFIXES = ("backup.", "restore.")
+# Steps that change what Tomcat reads at start (tomcat_tools.fingerprint_command): a repair of one of them also
+# runs joget.running, whose probe restarts the nodes whose configuration changed since Tomcat started, node by
+# node out of the balancer on a serving cluster (rolling.plan_runs), so no request fails.
+READ_AT_START = ("tomcat.install", "tomcat.base", "replication.server_xml", "replication.hosts", "joget.setenv",
+                 "joget.war", "joget.datasource")
+RESTART_STEP = "joget.running"
 
 
 def _is_operation(steps: list[str]) -> bool:
@@ -94,9 +100,18 @@ def drifted_steps(check: DriftCheck) -> list[str]:
     return sorted({f["step"] for f in check.findings if not f["description"].startswith("could not probe")})
 
 
-def repair(check: DriftCheck, *, user=None) -> Deployment:
-    """A deployment of only the drifted steps (the engine orders them by their dependencies)."""
+def repair_steps(check: DriftCheck) -> list[str]:
+    """The drifted steps, and joget.running when one of them changes what Tomcat reads at start."""
     steps = drifted_steps(check)
+    if set(steps) & set(READ_AT_START) and RESTART_STEP not in steps:
+        steps.append(RESTART_STEP)
+    return sorted(steps)
+
+
+def repair(check: DriftCheck, *, user=None) -> Deployment:
+    """A deployment of only the drifted steps (the engine orders them by their dependencies); a restart it needs
+    rolls on a serving cluster."""
+    steps = repair_steps(check)
     if not steps:
         raise engine.DeploymentRefused("Nothing drifted: nothing to repair.")
     return engine.start(check.cluster, user=user, steps=steps)

@@ -56,6 +56,8 @@ def start(cluster: Cluster, *, user=None, dry_run: bool = False, steps: list[str
         runs = rolling.plan_runs(cluster, plan, options, dry_run=dry_run)
     except rolling.RollRefused as exc:
         raise exc.refusal() from None
+    except StepFailed as exc:  # a step with nothing to run on (e.g. a backup of a cluster without a database)
+        raise DeploymentRefused(str(exc)) from None
     if not runs:
         raise DeploymentRefused("The plan has no node to run on: add nodes with the needed roles.")
     unpinned = sorted({n.name for _, _, n, _ in runs if n is not None and not n.host_key})

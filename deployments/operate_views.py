@@ -82,7 +82,8 @@ def operate(request, name, operation):
         return redirect(cluster.get_absolute_url())
     try:
         if operation == "upgrade":
-            dep = services.start_upgrade(request, cluster, upload, batch=batch)
+            dep = services.start_upgrade(request, cluster, upload, batch=batch,
+                                         backup_first=False if request.POST.get("no_backup") else None)
         else:
             dep = services.start_operation(request, cluster, OPERATIONS[operation], batch=batch)
     except engine.DeploymentRefused as exc:

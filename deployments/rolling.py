@@ -16,6 +16,7 @@ one and waits for its end (a benchmark's entry point).
 
 from __future__ import annotations
 
+import logging
 import time
 import zipfile
 import zlib
@@ -34,6 +35,7 @@ from .steps import StepContext, StepFailed, tomcat_tools
 from .steps import members as balancer_members
 
 Operation = Deployment.Operation
+log = logging.getLogger(__name__)
 ROLL_STEP = "roll.node"
 # What each operation runs (the engine's plan, steps named explicitly).
 OPERATION_STEPS = {
@@ -42,6 +44,9 @@ OPERATION_STEPS = {
     Operation.ROLLBACK: [ROLL_STEP],
     Operation.MEMBERS: ["members.apply"],
 }
+# The operations that back the cluster up first, in the same run, when the cluster's setting says so (their
+# steps wait for backup.manifest: a failed backup stops them before any node is touched).
+BACKED_UP_FIRST = {Operation.UPGRADE}
 ANONYMOUS = '"roleAnonymous"'
 # catalina.out lines of a node that has rejoined: a peer seen, and DeltaManager's state transfer done (or
 # skipped when no peer is up). Transfer happens while the context starts, so before Joget answers.
@@ -147,12 +152,14 @@ def check_major(cluster: Cluster, path: Path) -> str:
 # -- the entry point --------------------------------------------------------------------------------
 
 def start(cluster: Cluster, operation: str, *, user=None, war: Path | None = None, nodes: list[str] | None = None,
-          batch: int | None = None) -> Deployment:
+          batch: int | None = None, backup_first: bool | None = None) -> Deployment:
     """Start a rolling operation of `cluster` (restart, upgrade with `war`, rollback) and return its Deployment.
+    An operation of BACKED_UP_FIRST backs the cluster up first (`backup_first`: None for the cluster's setting,
+    False to skip it once); its id is the run's `options["backup_first"]`.
 
     The one function that runs a roll: the `operate` command and the pages call it, a benchmark may too.
     Raises engine.DeploymentRefused (RollRefused's reason) when it cannot start."""
-    from . import engine
+    from . import backups
 
     options: dict = {"batch": batch or cluster.roll_batch or 1}
     if nodes:
@@ -173,12 +180,24 @@ def start(cluster: Cluster, operation: str, *, user=None, war: Path | None = Non
     except RollRefused as exc:
         raise exc.refusal() from None
     # One transaction: the runs start (on commit) only once the cluster's jw.war is the one they install, and a
-    # refused start (another run of the cluster) leaves the artifacts as they were.
-    with transaction.atomic():
-        if operation in (Operation.UPGRADE, Operation.ROLLBACK):
-            options["war"] = _swap_artifacts(cluster, war)
-        return engine.start(cluster, user=user, steps=OPERATION_STEPS[operation], operation=operation,
-                            options=options)
+    # refused start (another run of the cluster) leaves the artifacts as they were, the uploaded file included.
+    saved: list = []
+    try:
+        with transaction.atomic():
+            if operation in (Operation.UPGRADE, Operation.ROLLBACK):
+                options["war"] = _swap_artifacts(cluster, war, saved)
+            dep, _backup = backups.start_operation(
+                cluster, OPERATION_STEPS[operation], operation=operation, options=options, user=user,
+                backup_first=backup_first if operation in BACKED_UP_FIRST else False,
+                note=f"before the {Operation(operation).label}")
+            return dep
+    except BaseException:
+        for field_file in saved:  # the rows rolled back; the file written to storage did not
+            try:
+                field_file.storage.delete(field_file.name)
+            except Exception:  # noqa: BLE001 - the refusal is what the caller must see; the leak is logged
+                log.exception("could not delete %s after a refused start", field_file.name)
+        raise
 
 
 def run(cluster: Cluster, operation: str, *, timeout: float = 3600, poll: float = 0.5, **options) -> Deployment:
@@ -192,9 +211,11 @@ def run(cluster: Cluster, operation: str, *, timeout: float = 3600, poll: float 
     return dep
 
 
-def _swap_artifacts(cluster: Cluster, war: Path | None) -> str:
+def _swap_artifacts(cluster: Cluster, war: Path | None, saved: list) -> str:
     """The cluster's jw.war becomes what the operation installs (its sha256 returned); the one it replaces is
-    kept as the previous one (so a later deployment keeps the upgrade, and a rollback has something to go back to)."""
+    kept as the previous one (so a later deployment keeps the upgrade, and a rollback has something to go back to).
+    The new WAR's stored file is appended to `saved` (the caller deletes it if the start fails); the file of the
+    previous jw.war an upgrade drops is deleted once that commits."""
     from django.core.files import File
 
     kinds = Artifact.Kind
@@ -203,13 +224,16 @@ def _swap_artifacts(cluster: Cluster, war: Path | None) -> str:
         previous = Artifact.objects.select_for_update().filter(cluster=cluster, kind=kinds.PREVIOUS_JW_WAR).first()
         if war is not None:  # upgrade: the new WAR in, the current one kept as the previous
             if previous:
+                dropped = previous.file
                 previous.delete()
+                transaction.on_commit(lambda: dropped.storage.delete(dropped.name), robust=True)
             if current:
                 Artifact.objects.filter(pk=current.pk).update(kind=kinds.PREVIOUS_JW_WAR)
             with Path(war).open("rb") as fh:
                 size, sha = Artifact.digest(fh)
                 art = Artifact(cluster=cluster, kind=kinds.JW_WAR, original_name=Path(war).name, size=size, sha256=sha)
                 art.file.save(Path(war).name, File(fh), save=False)
+                saved.append(art.file)
                 art.save()
         else:  # rollback: the two change places
             if current:

@@ -122,13 +122,16 @@ def repair_drift(request, cluster: Cluster) -> Deployment:
 # -- rolling operations and balancer members ------------------------------------------------------------
 
 def start_operation(request, cluster: Cluster, operation: str, *, war=None, nodes: list[str] | None = None,
-                    batch: int | None = None) -> Deployment:
-    """Start a rolling operation (restart, upgrade with `war`, rollback) of `cluster`, and audit it.
+                    batch: int | None = None, backup_first: bool | None = None) -> Deployment:
+    """Start a rolling operation (restart, upgrade with `war`, rollback) of `cluster`, and audit it. An upgrade
+    backs the cluster up first unless `backup_first` is False or the cluster's setting is off.
     `request` may be None (the command line). Raises engine.DeploymentRefused with the reason."""
     user = getattr(request, "user", None)
     dep = rolling.start(cluster, operation, user=user if user and user.is_authenticated else None, war=war,
-                        nodes=nodes, batch=batch)
+                        nodes=nodes, batch=batch, backup_first=backup_first)
     details = f"{dep.get_operation_display()}; batch {dep.options.get('batch', 1)}"
+    if dep.options.get("backup_first"):
+        details += f"; backed up first: backup {dep.options['backup_first']}"
     if nodes:
         details += f"; nodes {', '.join(nodes)}"
     if war is not None:
@@ -138,7 +141,8 @@ def start_operation(request, cluster: Cluster, operation: str, *, war=None, node
     return dep
 
 
-def start_upgrade(request, cluster: Cluster, upload, *, batch: int | None = None) -> Deployment:
+def start_upgrade(request, cluster: Cluster, upload, *, batch: int | None = None,
+                  backup_first: bool | None = None) -> Deployment:
     """Roll `cluster` out to an uploaded jw.war (a Django UploadedFile), as start_operation does with a path: the
     upload is spooled into a private temporary directory under its own name, which the refusals name. Raises
     engine.DeploymentRefused (engine.InvalidOption for a WAR of another major version, or not a WAR)."""
@@ -147,7 +151,8 @@ def start_upgrade(request, cluster: Cluster, upload, *, batch: int | None = None
         with war.open("wb") as out:
             for chunk in upload.chunks():
                 out.write(chunk)
-        return start_operation(request, cluster, Deployment.Operation.UPGRADE, war=war, batch=batch)
+        return start_operation(request, cluster, Deployment.Operation.UPGRADE, war=war, batch=batch,
+                               backup_first=backup_first)
 
 
 def set_member_state(request, node, state: str) -> Deployment:

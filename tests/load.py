@@ -123,12 +123,13 @@ class SteadyLoad:
     """N sessions through the balancer at `rate` requests per second each, from start() (or `with`) to stop()."""
 
     def __init__(self, host: str, port: int = 80, *, sessions: int = 6, rate: float = 3.0, timeout: float = 10.0,
-                 max_seconds: float = 600.0, max_requests: int = 5000, routes: tuple[str, ...] = ()):
+                 max_seconds: float = 600.0, max_requests: int = 5000, routes: tuple[str, ...] | list[str] = ()):
         if not ipaddress.ip_address(host).is_private:
             raise ValueError(f"{host}: the load generator asks testbed (private) addresses only")
         self.host, self.port, self.sessions, self.rate, self.timeout = host, port, sessions, rate, timeout
         self.max_seconds, self.max_requests = max_seconds, max_requests
-        self.routes = routes  # the sessions' first nodes, in turn (a sticky cookie's route); empty: the balancer's
+        # the sessions' first nodes, in turn (a sticky cookie's route); empty: where the balancer sends them
+        self.routes = tuple(routes or ())
         self.report = LoadReport()
         self.stopping = threading.Event()
         self._lock = threading.Lock()

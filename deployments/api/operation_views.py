@@ -73,7 +73,8 @@ def cluster_restart(request, name):
 
 @extend_schema(request={"multipart/form-data": s.UpgradeSerializer}, responses=STARTED,
                summary="Upload a jw.war and roll it out (admin): the same Joget major version (else 400 with the "
-                       "reason); the WAR it replaces is kept for a rollback; 201 with the run")
+                       "reason); the cluster is backed up first in the same run (unless `no_backup` or the cluster's "
+                       "setting is off); the WAR it replaces is kept for a rollback; 201 with the run")
 @api_view(["POST"])
 @parser_classes([MultiPartParser])
 def cluster_upgrade(request, name):
@@ -83,7 +84,8 @@ def cluster_upgrade(request, name):
     if "war" in getattr(request, "uploads_refused", ()):
         return invalid({"war": [uploads.too_large("file", settings.UPLOAD_MAX_BYTES, "UPLOAD_MAX_MB")]})
     options = _options(s.UpgradeSerializer, request)
-    return _started(lambda: services.start_upgrade(request, cluster, options["war"], batch=options["batch"]))
+    return _started(lambda: services.start_upgrade(request, cluster, options["war"], batch=options["batch"],
+                                                   backup_first=False if options["no_backup"] else None))
 
 
 @extend_schema(request=s.RollbackSerializer, responses=STARTED,

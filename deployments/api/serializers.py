@@ -318,6 +318,9 @@ class UpgradeSerializer(_BatchSerializer):
     """multipart/form-data: the new jw.war and, optionally, the batch."""
 
     war = serializers.FileField(help_text="The new jw.war: the same Joget major version as the cluster's.")
+    no_backup = serializers.BooleanField(default=False, help_text="Do not back the cluster up first this once (the "
+                                                                  "cluster's setting, on by default, backs it up in "
+                                                                  "the same run before any node is touched).")
 
 
 class MemberStateSerializer(serializers.Serializer):

@@ -385,11 +385,15 @@ class Running(AppServerStep):
         return rolling.serving(cluster) and rolling.can_roll(cluster)
 
     def probe(self, ctx):
-        if tomcat_tools.running_pid(ctx) is None:
+        pid = tomcat_tools.running_pid(ctx)
+        if pid is None:
             return [RestartTomcat("start Tomcat (it is not running)")]
         stored, now = tomcat_tools.stored_fingerprint(ctx), tomcat_tools.current_fingerprint(ctx)
         if stored is None:
             return [RestartTomcat("restart Tomcat: it was started outside the console, its configuration is unknown")]
+        if tomcat_tools.started_elsewhere(ctx, pid):
+            return [RestartTomcat(f"restart Tomcat: it was restarted outside the console (pid {pid}), the "
+                                  "configuration it runs is unknown")]
         if stored != now:
             files = _changed_files(stored, now)
             return [RestartTomcat(f"restart Tomcat: changed since it started: {', '.join(files)}", diff=file_diff(

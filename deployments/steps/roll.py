@@ -38,6 +38,9 @@ class Roll(Change):
     def apply(self, ctx, conn=None):
         from deployments import rolling
 
+        backup_id = (ctx.deployment.options or {}).get("backup_first") if ctx.deployment else None
+        if backup_id:
+            ctx.log(f"the cluster was backed up first: backup {backup_id}")
         ctx.log(f"→ {self.description}")
         war = self.war or []
 
@@ -56,6 +59,7 @@ class RollNode(AppServerStep):
     title = "Roll one app server: out of the balancer, restarted, checked, back in"
     layer = "roll"
     in_default_plan = False  # the plan of the day-2 operations (deployments/rolling.py)
+    depends_on = ("backup.manifest",)  # when the run backs up first (rolling.BACKED_UP_FIRST); else none
     hint = ("The node stays out of the balancer while the others serve. Fix the cause (the end of catalina.out "
             "is above), then Resume: the nodes already rolled are not restarted again.")
 

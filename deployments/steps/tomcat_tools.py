@@ -27,6 +27,7 @@ BASE_DIRS = ("bin", "conf", "lib", "logs", "temp", "webapps", "work")
 START_TIMEOUT = 180.0  # ~5 s alone, 8-10 s two at once on an idle small host; minutes on a loaded one
 STOP_TIMEOUT = 30
 FINGERPRINT = ".jcc-started"  # in CATALINA_BASE: what the config looked like when the console last started Tomcat
+STARTED_PID = ".jcc-started-pid"  # in CATALINA_BASE: the pid of the Tomcat the console last started
 ARCHIVE_MARKER = ".jcc-archive"  # in an unpacked CATALINA_HOME: the sha256 of the archive it came from
 CONF_FILES = ("server.xml", "context.xml", "web.xml", "catalina.properties", "logging.properties")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$")
@@ -168,6 +169,16 @@ def start(ctx: StepContext, node: Node | None = None, *, timeout: float = START_
     ])
     ctx.run(script, conn=conn, check=True, timeout=120)
     wait_for_url(ctx, node, "/", timeout=timeout)
+    ctx.write_file(f"{base(node)}/{STARTED_PID}", f"{running_pid(ctx, node)}\n".encode(), mode="0644",
+                   owner=OWNER, backup=False, conn=conn)
+
+
+def started_elsewhere(ctx: StepContext, pid: int, node: Node | None = None) -> bool:
+    """The running Tomcat (`pid`) is not the one the console last started: someone restarted it by hand, so the
+    stored fingerprint says nothing of the configuration it runs. (No record yet: not known, False.)"""
+    conn, node = _conn(ctx, node)
+    data = ctx.read_file(f"{base(node)}/{STARTED_PID}", conn=conn)
+    return data is not None and data.decode("utf-8", "replace").strip() != str(pid)
 
 
 def stop(ctx: StepContext, node: Node | None = None, *, timeout: int = STOP_TIMEOUT) -> None:

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from deployments.models import Deployment
-from nodes.models import Artifact, AuditEvent, Cluster, LoadBalancer, Node
+from nodes.models import Artifact, AuditEvent, Cluster, LoadBalancer, Node, SharedDatabase
 
 from .conftest import Answer, Api, ci_job
 
@@ -43,8 +43,9 @@ def shop(users):
     for i in (1, 2):
         Node.objects.create(cluster=cluster, name=f"app{i}", address=f"10.0.0.1{i}", is_app_server=True,
                             jvm_route=f"node0{i}", host_key=HOST_KEY)
-    Node.objects.create(cluster=cluster, name="db", address="10.0.0.20", is_database=True, host_key=HOST_KEY)
+    db = Node.objects.create(cluster=cluster, name="db", address="10.0.0.20", is_database=True, host_key=HOST_KEY)
     LoadBalancer.objects.create(cluster=cluster, node=lb)
+    SharedDatabase.objects.create(cluster=cluster, node=db)  # an upgrade backs it up first
     return cluster
 
 

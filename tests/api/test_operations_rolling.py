@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from deployments.models import Deployment, LogLine
+from deployments import backups
+from deployments.models import Backup, Deployment, LogLine
 from nodes.inventory import load_inventory
 from nodes.models import AuditEvent, Node
 from nodes.testbed.standin import build_war
@@ -91,15 +92,23 @@ def test_a_pipeline_upgrades_node_by_node_takes_a_member_out_rolls_back_and_rest
         assert job.returncode == 0, (out, err, explain(Deployment.objects.get(pk=dep_id)))
         printed = out.splitlines()
         assert printed[0] == f"rolling upgrade {dep_id} to Joget 8.1.1 started", out
-        assert printed[-1] == "succeeded: changed=2 ok=0 failed=0 skipped=0", out
+        # The cluster's setting (on by default) backed it up first, in the same run: four backup steps, two nodes.
+        assert printed[-1] == "succeeded: changed=6 ok=0 failed=0 skipped=0", out
+        backup = Backup.objects.get(deployment_id=dep_id)
+        assert backup.reason == "before_operation" and backup.state == "complete"
+        assert f"[roll.node app1] the cluster was backed up first: backup {backup.backup_id}" in printed, out
         # The log, node by node, each line once, as the console stored it.
         stored = LogLine.objects.filter(run__deployment_id=dep_id).select_related("run__node").order_by("id")
-        assert printed[1:-1] == [f"[{line.run.step} {line.run.node.name}] {line.text}" for line in stored], out
+        assert printed[1:-1] == [f"[{line.run.step} {line.run.node.name if line.run.node else 'cluster'}] {line.text}"
+                                 for line in stored], out
 
         result, lines = follow(operator, dep_id)
         assert result["status"] == "succeeded"
-        assert sorted((r["step"], r["node"], r["wave"], r["status"]) for r in result["runs"]) == [
-            ("roll.node", "app1", 1, "changed"), ("roll.node", "app2", 2, "changed")]
+        assert sorted((r["step"], r["node"], r["wave"], r["status"]) for r in result["runs"]
+                      if r["step"] == "roll.node") == [("roll.node", "app1", 1, "changed"),
+                                                       ("roll.node", "app2", 2, "changed")]
+        assert {(r["step"], r["status"]) for r in result["runs"] if r["step"] != "roll.node"} == {
+            (step, "changed") for step in backups.BACKUP_STEPS}
         assert [line["id"] for line in lines] == [line.id for line in stored]
 
         # An app server out of the balancer, and back: runs of their own, followed the same way.

@@ -6,6 +6,7 @@ while `tests.load.SteadyLoad` keeps sessions busy on the stand-in's session endp
 no request may fail and no session may be lost; stale reads are counted and reported.
 """
 
+import io
 import json
 import re
 import time
@@ -13,9 +14,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 
 from deployments import engine, services
-from deployments.models import Deployment, StepRun
+from deployments.models import Deployment, LogLine, StepRun
 from nodes.inventory import load_inventory
 from nodes.testbed.standin import build_war
 from tests.conftest import ROOT, wait_for
@@ -100,11 +102,27 @@ def test_rolling_upgrade_then_rollback_then_restart_lose_nothing(cluster, roll_t
     new_build = build_of_war(v2)
     assert new_build not in old_build
 
-    dep, load = under_load(tb, "upgrade", lambda: services.start_operation(None, cluster, Op.UPGRADE, war=v2))
+    # As an admin types it: the cluster's setting (on by default) backs it up first, in the same run.
+    printed = io.StringIO()
+
+    def upgrade():
+        call_command("operate", cluster.name, "upgrade", "--war", str(v2), stdout=printed)
+        return Deployment.objects.filter(cluster=cluster).first()
+
+    dep, load = under_load(tb, "upgrade, backed up first", upgrade)
     assert dep.status == "succeeded", explain(dep)
     rolled_in_waves(dep)
-    assert dep.recap() == {"changed": 3, "ok": 0, "failed": 0, "skipped": 0}
+    assert dep.recap() == {"changed": 7, "ok": 0, "failed": 0, "skipped": 0}, "4 backup steps, 3 nodes"
     assert (load.failed, load.lost) == (0, 0), load.summary()
+    backup_id = dep.options["backup_first"]
+    assert printed.getvalue().strip().endswith(f"after a backup first: {backup_id}."), printed.getvalue()
+    assert LogLine.objects.filter(run__deployment=dep, text__contains=f"backed up first: backup {backup_id}").exists()
+    manifest = dep.runs.get(step="backup.manifest")
+    assert all(manifest.finished <= r.started for r in dep.runs.filter(step="roll.node")), "a node rolled before"
+    listed = io.StringIO()
+    call_command("backups", cluster.name, "--format", "json", stdout=listed)
+    mine = [b for b in json.loads(listed.getvalue()) if b["id"] == backup_id]
+    assert [(b["state"], b["reason"]) for b in mine] == [("complete", "before_operation")], listed.getvalue()
     assert set(node_builds(tb).values()) == {new_build}
     assert {b for (_, b) in load.node_builds} == old_build | {new_build}, "the load saw both builds"
     for host in tb.app_servers:  # the WAR it replaced, kept outside webapps with its sha256
@@ -187,8 +205,59 @@ def test_a_redeploy_that_changes_server_xml_rolls_and_synchronous_replication(cl
     assert sync_load.stale == 0, sync_load.summary()
 
 
+def hand_restart(tb, cluster, host: str) -> None:
+    """Restart a node's Tomcat as an admin would by hand (catalina.sh stop, start), and wait until it answers."""
+    from deployments.steps import tomcat_tools
+    from nodes.ssh import quote
+
+    node = cluster.nodes.get(name=host)
+    catalina = quote(f"{tomcat_tools.home(node)}/bin/catalina.sh")
+    tb.host_exec(host, f"{tomcat_tools.as_service_user(node, catalina + ' stop 30 -force')} >/dev/null 2>&1; "
+                       f"( {tomcat_tools.as_service_user(node, 'setsid ' + catalina + ' start')} ) "
+                       "</dev/null >/dev/null 2>&1", check=True)
+    wait_for(lambda: "build=" in sh(tb, host, "curl -s -m 5 http://127.0.0.1:8080/jw/testbed/session || true"),
+             timeout=120, interval=1.0, message=f"{host} to answer after its hand restart")
+
+
+def test_drift_repair_of_hand_edits_rolls_the_restart_it_needs(cluster, roll_testbed):
+    from tests.deployments.test_backups_full import drift_command
+
+    tb = roll_testbed
+    # app1: server.xml edited, not restarted; app2: setenv.sh edited and Tomcat restarted by hand to apply it.
+    tb.host_exec("app1", "sed -i 's/jvmRoute=\"node01\"/jvmRoute=\"handmade\"/' "
+                         "/opt/joget/tomcat-base/conf/server.xml", check=True)
+    tb.host_exec("app2", "echo 'CATALINA_OPTS=\"$CATALINA_OPTS -Djcc.hand.edit=1\"' >> "
+                         "/opt/joget/tomcat-base/bin/setenv.sh", check=True)
+    hand_restart(tb, cluster, "app2")
+    assert "jcc.hand.edit" in sh(tb, "app2", "ps -eo args | grep [j]cc.hand.edit || true")
+    code, out = drift_command(cluster)
+    assert code == 1, out
+    assert "replication.server_xml on app1" in out and "joget.setenv on app2" in out, out
+    assert "joget.running on app2: restart Tomcat: it was restarted outside the console" in out, out
+
+    # Two sessions on each app server (Apache's own choice may leave one without any), app2's among them.
+    routes = [n.jvm_route for n in cluster.app_servers()]
+    with SteadyLoad(tb.address("lb"), sessions=6, rate=3.0, routes=routes) as load:
+        load.wait_requests(18)
+        assert set(load.report.nodes) == set(routes), load.report.summary()
+        code, out = drift_command(cluster, "--repair")
+        time.sleep(1.0)
+    record("drift repair (server.xml, setenv.sh and a hand restart)", load.report)
+    assert code == 0 and "Repaired" in out, out
+    repair = Deployment.objects.filter(cluster=cluster, dry_run=False).first()
+    assert "joget.running" in repair.steps, repair.steps
+    running = [(r.node.name, r.wave, r.status) for r in
+               repair.runs.filter(step="joget.running").order_by("wave").select_related("node")]
+    assert running == [("app1", 1, S.OK), ("app2", 2, S.CHANGED), ("app3", 3, S.OK)], explain(repair)
+    rolled = "\n".join(LogLine.objects.filter(run__deployment=repair, run__step="joget.running",
+                                               run__node__name="app2").values_list("text", flat=True))
+    assert "take app2 out of the balancer" in rolled and "put app2 back in the balancer" in rolled, rolled
+    assert (load.report.failed, load.report.lost) == (0, 0), load.report.summary()
+    assert "jcc.hand.edit" not in sh(tb, "app2", "ps -eo args | grep [j]cc.hand.edit || true")
+    assert 'jvmRoute="node01"' in sh(tb, "app1", "cat /opt/joget/tomcat-base/conf/server.xml")
+
+
 def test_disable_drain_and_enable_a_member_from_the_command_line_survive_a_reload(cluster, roll_testbed, capsys):
-    from django.core.management import call_command
 
     tb = roll_testbed
     site = "/etc/apache2/sites-available/jwsite.conf"

@@ -8,7 +8,7 @@ from deployments import engine, rolling
 from deployments.models import Deployment, StepRun
 from deployments.steps import load_balancer, members
 from deployments.steps.roll import keep_previous_command
-from nodes.models import Artifact, BalancerState, Cluster, LoadBalancer, Node
+from nodes.models import Artifact, BalancerState, Cluster, LoadBalancer, Node, SharedDatabase
 from nodes.testbed import standin
 
 S = StepRun.Status
@@ -23,6 +23,7 @@ def _cluster(app_servers=3, balancer=True) -> Cluster:
     if balancer:
         lb = Node.objects.create(cluster=c, name="lb", address="10.0.0.10", is_load_balancer=True, host_key=KEY)
         LoadBalancer.objects.create(cluster=c, node=lb, manager_allow="10.0.0.1")
+    SharedDatabase.objects.create(cluster=c, host="10.0.0.5")  # an upgrade backs it up first
     return c
 
 

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from deployments import engine, services
 from deployments.follow import follow_to_end
 from deployments.models import Deployment
+from deployments.rolling import BACKED_UP_FIRST
 from nodes import ssh
 from nodes.models import BalancerState, Cluster
 
@@ -37,9 +38,11 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=None,
                             help="App servers restarted at once (default 1; always fewer than all).")
         parser.add_argument("--war", help="upgrade: the new jw.war (same Joget major version).")
+        parser.add_argument("--no-backup", action="store_true",
+                            help="upgrade: do not back the cluster up first (the cluster's setting, on by default).")
         parser.add_argument("--follow", action="store_true", help="Print the live log and a recap; exit 1 on failure.")
 
-    def handle(self, *args, cluster, operation, node, nodes, batch, war, follow, **options):
+    def handle(self, *args, cluster, operation, node, nodes, batch, war, no_backup, follow, **options):
         new = {k: options[k] for k in ("name", "address", "ssh_port", "ssh_user", "host_key", "jvm_route")}
         try:
             obj = Cluster.objects.get(name=cluster)
@@ -50,12 +53,14 @@ class Command(BaseCommand):
             if operation in SCALE:
                 dep = self._scale(obj, operation, node, new)
             else:
-                dep = self._start(obj, operation, node, nodes, batch, war)
+                dep = self._start(obj, operation, node, nodes, batch, war, no_backup)
         except engine.DeploymentRefused as exc:
             raise CommandError(str(exc)) from None
         waves = sorted(set(dep.runs.exclude(wave=0).values_list("wave", flat=True)))
+        backup_id = dep.options.get("backup_first")
         self.stdout.write(f"Started {dep} ({dep.runs.count()} step runs"
-                          + (f", {len(waves)} waves" if waves else "") + ").")
+                          + (f", {len(waves)} waves" if waves else "") + ")"
+                          + (f", after a backup first: {backup_id}." if backup_id else "."))
         if follow:
             follow_to_end(dep, self.stdout, self.stderr)
 
@@ -81,7 +86,10 @@ class Command(BaseCommand):
                                f"/etc/ssh/ssh_host_ed25519_key.pub` on the node, then pass --host-key \"{offered}\".")
         return services.start_scale(None, cluster, SCALE[operation], **new)
 
-    def _start(self, cluster, operation, node, nodes, batch, war) -> Deployment:
+    def _start(self, cluster, operation, node, nodes, batch, war, no_backup) -> Deployment:
+        if no_backup and ROLLING.get(operation) not in BACKED_UP_FIRST:
+            raise CommandError(f"--no-backup is for {', '.join(sorted(BACKED_UP_FIRST))} only: {operation} takes no "
+                               "backup first.")
         if operation in MEMBER:
             if not node:
                 raise CommandError(f"{operation} needs the app server's name: operate {cluster.name} {operation} NODE")
@@ -102,4 +110,4 @@ class Command(BaseCommand):
         if names and operation != "restart":
             raise CommandError("--nodes is for restart only: an upgrade or rollback rolls every app server.")
         return services.start_operation(None, cluster, ROLLING[operation], war=Path(war) if war else None,
-                                        nodes=names, batch=batch)
+                                        nodes=names, batch=batch, backup_first=False if no_backup else None)
