@@ -146,7 +146,7 @@ def advance(deployment_id: int) -> None:
             if r.status != RunStatus.PENDING:
                 continue
             blocking = [] if dep.dry_run else [
-                other for d in get_step(r.step).depends_on for other in by_step.get(d, [])
+                other for d in depends_on(dep, r.step) for other in by_step.get(d, [])
             ] + [other for other in by_step[r.step] if other.wave < r.wave]  # a roll: the waves before
             failed = [o for o in blocking if o.status in FAILED_LIKE]
             if failed:
@@ -524,13 +524,25 @@ def retry(dep: Deployment, step_key: str) -> int:
     return len(failed)
 
 
+BACKUP_GATE = "backup.manifest"
+
+
+def depends_on(dep: Deployment, key: str) -> tuple[str, ...]:
+    """The steps `key` waits for in `dep`: its own, and in a run that backs the cluster up first (an upgrade, a scale
+    operation, a restore) the backup's last step, so a failed backup skips the operation before any node is touched."""
+    own = tuple(get_step(key).depends_on)
+    if dep.options.get("backup_first") and not key.startswith("backup.") and BACKUP_GATE not in own:
+        return (*own, BACKUP_GATE)
+    return own
+
+
 def _unskip_dependents(dep: Deployment, keys: set[str]) -> None:
     steps = {r.step for r in dep.runs.all()}
     changed = True
     while changed:
         changed = False
         for key in steps - keys:
-            if set(get_step(key).depends_on) & keys:
+            if set(depends_on(dep, key)) & keys:
                 keys.add(key)
                 changed = True
     dep.runs.filter(step__in=keys, status=RunStatus.SKIPPED).update(status=RunStatus.PENDING, message="")

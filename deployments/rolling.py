@@ -46,7 +46,7 @@ OPERATION_STEPS = {
 }
 # The operations that back the cluster up first, in the same run, when the cluster's setting says so (their
 # steps wait for backup.manifest: a failed backup stops them before any node is touched).
-BACKED_UP_FIRST = {Operation.UPGRADE}
+BACKED_UP_FIRST = {Operation.UPGRADE, Operation.SCALE_OUT, Operation.SCALE_IN}
 ANONYMOUS = '"roleAnonymous"'
 # catalina.out lines of a node that has rejoined: a peer seen, and DeltaManager's state transfer done (or
 # skipped when no peer is up). Transfer happens while the context starts, so before Joget answers.

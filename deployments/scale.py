@@ -41,11 +41,12 @@ LIKE_OTHERS = ("http_port", "install_path", "catalina_home", "catalina_base", "c
 NEW_NODE_FIELDS = ("name", "address", "ssh_port", "ssh_user", "host_key", "jvm_route")
 
 
-def start(cluster: Cluster, operation: str, *, user=None, **options) -> Deployment:
+def start(cluster: Cluster, operation: str, *, user=None, backup_first: bool | None = None, **options) -> Deployment:
     """Add (SCALE_OUT: name, address, jvm_route, ssh_port, ssh_user, host_key) or remove (SCALE_IN: node) an app
-    server of `cluster`; returns the started Deployment. Raises DeploymentRefused (InvalidOption naming the field
+    server of `cluster`; returns the started Deployment. The cluster is backed up first in the same run when
+    `backup_first` says so (None: the cluster's setting). Raises DeploymentRefused (InvalidOption naming the field
     at fault) with nothing changed."""
-    from . import engine, rolling
+    from . import backups, rolling
 
     if operation not in OPERATION_STEPS:
         raise DeploymentRefused(f"Not a scale operation: {operation}.")
@@ -58,9 +59,13 @@ def start(cluster: Cluster, operation: str, *, user=None, **options) -> Deployme
             node = _new_node(cluster, options)
         else:
             node = _leaving_node(cluster, options.get("node") or "")
-        return engine.start(cluster, user=user, steps=OPERATION_STEPS[operation], operation=operation,
-                            options={"scale": "add" if operation == Operation.SCALE_OUT else "remove",
-                                     "node": node.name})
+        adding = operation == Operation.SCALE_OUT
+        dep, _ = backups.start_operation(
+            cluster, OPERATION_STEPS[operation], operation=operation, user=user,
+            options={"scale": "add" if adding else "remove", "node": node.name},
+            note=f"before {'adding' if adding else 'removing'} {node.name}",
+            backup_first=backup_first if operation in rolling.BACKED_UP_FIRST else False)
+        return dep
 
 
 def _new_node(cluster: Cluster, options: dict) -> Node:
@@ -149,6 +154,9 @@ def plan_runs(cluster: Cluster, plan: list, options: dict) -> list[tuple[int, ob
             runs += [(pos, step, other, i + 1) for i, other in enumerate(others)]
         elif step.key in BALANCER_STEPS:
             runs += [(pos, step, target, 0) for target in step.targets(cluster)]
+        elif step.key.startswith("backup."):  # backed up first: read from a node that serves, never the new one
+            runs += [(pos, step, others[0] if target == node and others else target, 0)
+                     for target in step.targets(cluster)]
         elif step.key == "scale.finish":
             runs.append((pos, step, None, 0))
         elif step.key in ("scale.leave", "scale.license") or step.targets(cluster):
@@ -199,8 +207,12 @@ def plan_lines(cluster: Cluster, node: Node, operation: str) -> list[str]:
     static = not cluster.multicast
     lb = cluster.layer("load_balancer")
     where = f" on {lb.node.name}" if lb and lb.node_id else ""
+    from .backups import backs_up_first
+
+    first = ["First a backup of the cluster (the shared database and the shared directory), in the same run: "
+             "a failed backup stops the operation before any node is touched"] if backs_up_first(cluster) else []
     if operation == Operation.SCALE_OUT:
-        lines = [f"On {node.name} alone: the shared directory, Tomcat, session replication "
+        lines = [*first, f"On {node.name} alone: the shared directory, Tomcat, session replication "
                  f"({'static member list of ' + ', '.join(others) if static else 'multicast'}), setenv, the WARs; "
                  "Tomcat started, Joget answering. No other node restarts for this."]
         if static:
@@ -210,8 +222,8 @@ def plan_lines(cluster: Cluster, node: Node, operation: str) -> list[str]:
                   "sticky sessions stay)",
                   f"{node.name}'s system key read: it needs a license (Licenses page)"]
         return lines
-    lines = [f"{node.name} disabled in the balancer; its requests in flight finish and replication settles; its "
-             "Tomcat stops (its sessions go on on the other app servers)",
+    lines = [*first, f"{node.name} disabled in the balancer; its requests in flight finish and replication settles; "
+             "its Tomcat stops (its sessions go on on the other app servers)",
              f"The balancer{where} loses the member {node.jvm_route} (graceful reload)"]
     if static:
         lines += [f"{o}: its static member list loses {node.name}, rolled one at a time" for o in others]

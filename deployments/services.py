@@ -188,6 +188,8 @@ def start_scale(request, cluster: Cluster, operation: str, **options) -> Deploym
                      cluster=cluster, details=details)
     else:
         details = f"remove app server {node}; deployment #{dep.pk}"
+    if dep.options.get("backup_first"):
+        details += f"; backed up first: backup {dep.options['backup_first']}"
     audit.record(request, audit.Action.DEPLOYMENT_STARTED, target=f"deployment #{dep.pk}", cluster=cluster,
                  details=details)
     return dep

@@ -119,14 +119,16 @@ def node_member_state(request, name, node):
 
 @extend_schema(request=s.AddNodeSerializer, responses=STARTED,
                summary="Add an app server to the serving cluster (admin: it changes the inventory): its own steps on "
-                       "it alone, the others' static member lists rolled, the balancer's member added (graceful); 201 "
+                       "it alone, the others' static member lists rolled, the balancer's member added (graceful), "
+                       "after a backup (unless `no_backup` or the cluster's setting is off); 201 "
                        "with the run; 400 on the field at fault (a node of that name already: nothing changed)")
 @api_view(["POST"])
 def cluster_add_node(request, name):
     cluster = _cluster(name)
     require_role(request, Role.ADMIN)
     options = _options(s.AddNodeSerializer, request)
-    return _started(lambda: services.start_scale(request, cluster, Operation.SCALE_OUT, **options))
+    first = False if options.pop("no_backup") else None
+    return _started(lambda: services.start_scale(request, cluster, Operation.SCALE_OUT, backup_first=first, **options))
 
 
 @extend_schema(request=s.RemoveNodeSerializer, responses=STARTED,
@@ -138,4 +140,5 @@ def cluster_remove_node(request, name):
     cluster = _cluster(name)
     require_role(request, Role.ADMIN)
     options = _options(s.RemoveNodeSerializer, request)
-    return _started(lambda: services.start_scale(request, cluster, Operation.SCALE_IN, node=options["node"]))
+    return _started(lambda: services.start_scale(request, cluster, Operation.SCALE_IN, node=options["node"],
+                                                 backup_first=False if options["no_backup"] else None))

@@ -371,7 +371,9 @@ class AddNodeSerializer(serializers.Serializer):
     host_key = serializers.CharField(help_text="Its SSH host key, \"TYPE BASE64\" as ssh-keyscan prints it (pinned).")
     jvm_route = serializers.CharField(max_length=32, validators=[v.validate_jvm_route],
                                       help_text="Unique in the cluster; may be a removed node's (a replacement).")
+    no_backup = serializers.BooleanField(default=False, help_text="Do not back the cluster up first this once.")
 
 
 class RemoveNodeSerializer(serializers.Serializer):
     node = serializers.CharField(max_length=63, help_text="The app server to remove, by name.")
+    no_backup = serializers.BooleanField(default=False, help_text="Do not back the cluster up first this once.")

@@ -114,9 +114,9 @@ def test_the_setting_and_no_backup_skip_it_and_restart_and_rollback_never_back_u
         Deployment.objects.filter(pk=dep.pk).update(status=Deployment.Status.SUCCEEDED)
 
 
-def test_operate_names_the_backup_and_no_backup_skips_it_for_upgrades_only(tmp_path, capsys):
+def test_operate_names_the_backup_and_no_backup_skips_it_for_upgrades_and_scale_only(tmp_path, capsys):
     c = _cluster()
-    with pytest.raises(CommandError, match="--no-backup is for upgrade only: restart takes no backup first"):
+    with pytest.raises(CommandError, match="--no-backup is for upgrade, add-node and remove-node only: restart"):
         call_command("operate", c.name, "restart", "--no-backup")
     assert not Deployment.objects.exists()
     call_command("operate", c.name, "upgrade", "--war", str(_war(tmp_path / "a" / "jw.war", "8.1.2")))

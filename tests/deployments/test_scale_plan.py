@@ -34,7 +34,7 @@ NEW = {"name": "app9", "address": "10.0.0.109", "jvm_route": "node09", "host_key
 @pytest.mark.django_db
 def test_an_addition_runs_the_nodes_own_steps_on_it_alone_then_rolls_the_others_then_the_balancer():
     c = _serving(2)
-    dep = scale.start(c, OUT, **NEW)
+    dep = scale.start(c, OUT, backup_first=False, **NEW)
     runs = _runs(dep)
     own = [(s, n) for s, n, w in runs if not s.startswith("scale.")]
     assert {n for _, n in own} == {"app9"}
@@ -52,7 +52,7 @@ def test_an_addition_runs_the_nodes_own_steps_on_it_alone_then_rolls_the_others_
 @pytest.mark.django_db
 def test_a_removal_takes_the_node_out_first_and_it_leaves_the_cluster_at_the_end_kept_in_the_history():
     c = _serving(3, multicast=False)
-    dep = scale.start(c, IN, node="app2")
+    dep = scale.start(c, IN, node="app2", backup_first=False)
     assert _runs(dep) == [("scale.leave", "app2", 0), ("scale.drop_member", "lb", 0), ("scale.members", "app1", 1),
                           ("scale.members", "app3", 2), ("scale.finish", "-", 0)]
     assert [n.name for n in c.app_servers()] == ["app1", "app3"]  # already planned for without it
@@ -69,6 +69,28 @@ def test_a_removal_takes_the_node_out_first_and_it_leaves_the_cluster_at_the_end
     Deployment.objects.filter(pk=dep.pk).update(status=Deployment.Status.SUCCEEDED)
     dep2 = scale.start(c, OUT, **{**NEW, "name": "app2b", "jvm_route": "node02"})
     assert c.app_servers().get(name="app2b").jvm_route == "node02" and dep2.operation == OUT
+
+
+@pytest.mark.django_db
+def test_a_scale_operation_backs_up_first_from_a_serving_node_and_every_step_waits_for_the_backup():
+    from deployments.backups import BACKUP_STEPS
+    from deployments.models import Backup, BackupPolicy
+
+    c = _serving(2)
+    dep = scale.start(c, OUT, **{**NEW, "name": "aaa9"})  # first by name: the backup must not read from it
+    backup = [(s, n) for s, n, _ in _runs(dep) if s.startswith("backup.")]
+    assert sorted(s for s, _ in backup) == sorted(BACKUP_STEPS)
+    assert "aaa9" not in {n for _, n in backup} and ("backup.files", "app1") in backup
+    row = Backup.objects.get(deployment=dep)
+    assert dep.options["backup_first"] == row.backup_id and row.reason == Backup.Reason.BEFORE_OPERATION
+    for step in set(dep.runs.exclude(step__startswith="backup.").values_list("step", flat=True)):
+        assert "backup.manifest" in engine.depends_on(dep, step), step
+    # The cluster's setting off: a removal runs without a backup, and nothing waits for one.
+    Deployment.objects.filter(pk=dep.pk).update(status=Deployment.Status.SUCCEEDED)
+    BackupPolicy.objects.update_or_create(cluster=c, defaults={"before_operations": False})
+    dep2 = scale.start(c, IN, node="app2")
+    assert not dep2.runs.filter(step__startswith="backup.").exists() and "backup_first" not in dep2.options
+    assert engine.depends_on(dep2, "scale.leave") == ()
 
 
 def _ctx(cluster, dep):

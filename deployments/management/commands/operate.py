@@ -39,7 +39,8 @@ class Command(BaseCommand):
                             help="App servers restarted at once (default 1; always fewer than all).")
         parser.add_argument("--war", help="upgrade: the new jw.war (same Joget major version).")
         parser.add_argument("--no-backup", action="store_true",
-                            help="upgrade: do not back the cluster up first (the cluster's setting, on by default).")
+                            help="upgrade, add-node, remove-node: do not back the cluster up first (the cluster's "
+                                 "setting, on by default).")
         parser.add_argument("--follow", action="store_true", help="Print the live log and a recap; exit 1 on failure.")
 
     def handle(self, *args, cluster, operation, node, nodes, batch, war, no_backup, follow, **options):
@@ -51,6 +52,8 @@ class Command(BaseCommand):
         logging.getLogger("deployments.events").setLevel(logging.WARNING)  # this command says what it started
         try:
             if operation in SCALE:
+                if no_backup:
+                    new["backup_first"] = False
                 dep = self._scale(obj, operation, node, new)
             else:
                 dep = self._start(obj, operation, node, nodes, batch, war, no_backup)
@@ -69,7 +72,8 @@ class Command(BaseCommand):
         if operation == "remove-node":
             if not node:
                 raise CommandError(f"remove-node needs the app server's name: operate {cluster.name} remove-node NODE")
-            return services.start_scale(None, cluster, SCALE[operation], node=node)
+            return services.start_scale(None, cluster, SCALE[operation], node=node,
+                                        backup_first=new.get("backup_first"))
         if node:
             raise CommandError("add-node takes no NODE argument: --name NAME --address ADDR --jvm-route ROUTE.")
         missing = [f"--{k.replace('_', '-')}" for k in ("name", "address", "jvm_route") if not new[k]]
@@ -88,7 +92,7 @@ class Command(BaseCommand):
 
     def _start(self, cluster, operation, node, nodes, batch, war, no_backup) -> Deployment:
         if no_backup and ROLLING.get(operation) not in BACKED_UP_FIRST:
-            raise CommandError(f"--no-backup is for {', '.join(sorted(BACKED_UP_FIRST))} only: {operation} takes no "
+            raise CommandError(f"--no-backup is for upgrade, add-node and remove-node only: {operation} takes no "
                                "backup first.")
         if operation in MEMBER:
             if not node:
