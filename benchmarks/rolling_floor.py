@@ -2,7 +2,7 @@
 
 For each app server in turn, over one SSH connection per node (paramiko) and balancer-manager over HTTP from
 this machine (the address the testbed's balancer-manager answers): disable the member → wait until it has no
-request in flight → stop Tomcat (catalina.sh stop, then wait for the JVM to go) → copy the WAR into webapps →
+request in flight → stop Tomcat (SIGTERM, then wait for the JVM to go) → copy the WAR into webapps →
 start Tomcat → wait until Joget answers on the node itself → enable the member → next node.
 
 No probe, no checksum, no log kept, no check through the balancer, no rejoin check: what an admin's shortest
@@ -18,7 +18,6 @@ import urllib.parse
 from pathlib import Path
 
 from nodes import web
-from nodes.health.balancer_manager import parse_balancer_manager
 from nodes.testbed.remote import connect
 
 MANAGER = "/balancer-manager"
@@ -46,6 +45,9 @@ class Balancer:
         return reply.text
 
     def member(self, route: str, page: str | None = None) -> dict:
+        # The console's HTML table reader (plain parsing; it needs Django's apps loaded, as they are in the bench).
+        from nodes.health.balancer_manager import parse_balancer_manager
+
         return parse_balancer_manager(page or self.page())[route]
 
     def set_disabled(self, route: str, disabled: bool) -> None:
@@ -69,11 +71,11 @@ def roll_one(node: dict, client, balancer: Balancer, war: Path, context: str) ->
     route, base, home = node["jvm_route"], node["catalina_base"], node["catalina_home"]
     env = f"env CATALINA_HOME={home} CATALINA_BASE={base} CATALINA_PID={base}/temp/catalina.pid"
     as_tomcat = f"cd {base} && runuser -u tomcat -- {env} {home}/bin/catalina.sh"
-    pids = f"pgrep -f -- '-Dcatalina.base={base} '"
     balancer.set_disabled(route, True)
     balancer.wait_idle(route)
-    _sh(client, f"{as_tomcat} stop 30 -force </dev/null || true; "
-                f"while {pids} >/dev/null; do sleep {POLL}; done; rm -f {base}/temp/catalina.pid")
+    # Graceful: SIGTERM runs Tomcat's shutdown hook (what `catalina.sh stop` asks for, without a second JVM).
+    _sh(client, f"pid=$(pgrep -u tomcat -x java); kill -TERM $pid; "
+                f"while kill -0 $pid 2>/dev/null; do sleep {POLL}; done; rm -f {base}/temp/catalina.pid")
     tmp = _sh(client, "mktemp -d").strip()
     sftp = client.open_sftp()
     try:
