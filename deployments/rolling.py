@@ -236,7 +236,7 @@ def rejoined_command(node, timeout: int, peers: bool) -> str:
         f"since=$(tac \"$1\" 2>/dev/null | sed '/{START_MARKER}/q' | tac); "
         f"if {need_member}printf '%s\\n' \"$since\" | grep -qE {quote(state)}; then "
         f"printf '%s\\n' \"$since\" | grep -E {quote(member + '|' + state)} | tail -n 4; exit 0; fi; "
-        f"[ $(date +%s) -lt $end ] || exit 1; sleep 1; done"))
+        f"[ $(date +%s) -lt $end ] || exit 1; sleep {tomcat_tools.URL_POLL}; done"))
 
 
 def check_through_balancer(ctx: StepContext, node) -> str:
