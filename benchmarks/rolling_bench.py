@@ -176,7 +176,8 @@ def measure(n: int, repeat: int, tools: tuple[str, ...], work: Path) -> dict:
                 results[tool].append({"seconds": seconds, "per_node": per_node, "phases": phases,
                                       "requests": report.requests, "failed": report.failed, "lost": report.lost,
                                       "stale": report.stale, "errors": report.errors[:5], "load1": load1})
-                log(f"{n} app servers, run {i + 1}/{repeat}: {LABELS[tool]} {seconds:.1f} s; {report.summary()}")
+                log(f"{n} app servers, run {i + 1}/{repeat}: {LABELS[tool]} {seconds:.1f} s; {report.summary()}; "
+                    f"per node {json.dumps(per_node)}; phases {json.dumps(phases)}")
     finally:
         tb.down()
     return {"app_servers": n, "runs": results}

@@ -70,7 +70,6 @@ class Balancer:
 def roll_one(node: dict, client, balancer: Balancer, war: Path, context: str) -> None:
     route, base, home = node["jvm_route"], node["catalina_base"], node["catalina_home"]
     env = f"env CATALINA_HOME={home} CATALINA_BASE={base} CATALINA_PID={base}/temp/catalina.pid"
-    as_tomcat = f"cd {base} && runuser -u tomcat -- {env} {home}/bin/catalina.sh"
     balancer.set_disabled(route, True)
     balancer.wait_idle(route)
     # Graceful: SIGTERM runs Tomcat's shutdown hook (what `catalina.sh stop` asks for, without a second JVM).
@@ -84,7 +83,7 @@ def roll_one(node: dict, client, balancer: Balancer, war: Path, context: str) ->
         sftp.close()
     _sh(client, f"install -o tomcat -g tomcat -m 0644 {tmp}/jw.war {base}/webapps/.jw.war.new && "
                 f"mv -f {base}/webapps/.jw.war.new {base}/webapps/jw.war && rm -rf {tmp}")
-    _sh(client, f"setsid -w {as_tomcat} start </dev/null")
+    _sh(client, f"cd {base} && setsid -w runuser -u tomcat -- {env} {home}/bin/catalina.sh start </dev/null")
     url = shlex.quote(f"http://{node['address']}:{node['http_port']}{context}{web.ANON_PATH}")
     _sh(client, f"end=$(( $(date +%s) + 240 )); until curl -s -m 10 {url} | grep -qF roleAnonymous; do "
                 f"[ $(date +%s) -lt $end ] || exit 1; sleep {POLL}; done")
