@@ -150,9 +150,10 @@ def stored_fingerprint(ctx: StepContext, node: Node | None = None) -> str | None
     return data.decode("utf-8", "replace") if data is not None else None
 
 
-def start(ctx: StepContext, node: Node | None = None, *, timeout: float = START_TIMEOUT) -> None:
+def start(ctx: StepContext, node: Node | None = None, *, timeout: float = START_TIMEOUT, wait: bool = True) -> None:
     """Start Tomcat as the service user, detached (its own session, stdin from /dev/null, output to
-    catalina.out) so the SSH channel closes and Cancel does not kill it; wait until HTTP answers."""
+    catalina.out) so the SSH channel closes and Cancel does not kill it; wait until HTTP answers (`wait=False`:
+    the caller waits for a page of its own with wait_for_url, which answers only after HTTP does)."""
     conn, node = _conn(ctx, node)
     pid = running_pid(ctx, node)
     if pid is not None:  # a second JVM on the same base would only fight the first for its ports
@@ -169,7 +170,8 @@ def start(ctx: StepContext, node: Node | None = None, *, timeout: float = START_
         f"{quote(home(node) + '/bin/catalina.sh')} start </dev/null",
     ])
     ctx.run(script, conn=conn, check=True, timeout=120)
-    wait_for_url(ctx, node, "/", timeout=timeout)
+    if wait:
+        wait_for_url(ctx, node, "/", timeout=timeout)
 
 
 def stop(ctx: StepContext, node: Node | None = None, *, timeout: int = STOP_TIMEOUT) -> None:
