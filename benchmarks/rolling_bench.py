@@ -73,6 +73,18 @@ def node_builds(tb: Testbed, inventory: dict) -> dict[str, str]:
     return out
 
 
+def tomcat_startup(tb: Testbed, inventory: dict) -> float:
+    """Seconds Tomcat itself took for its last start, summed over the app servers ("Server startup in [N]
+    milliseconds" in catalina.out): the part of a roll no tool can shorten, and the noisiest on a shared machine."""
+    total = 0.0
+    for node in (n for n in inventory["nodes"] if "app_server" in n["roles"]):
+        out = tb.host_exec(node["name"], f"grep -a 'Server startup in' {node['catalina_base']}/logs/catalina.out "
+                                         "| tail -n 1", timeout=30).stdout
+        found = re.search(r"Server startup in \[([\d,]+)\] milliseconds", out)
+        total += int(found.group(1).replace(",", "")) / 1000 if found else float("nan")
+    return total
+
+
 def build_of(war: Path) -> str:
     import zipfile
 
@@ -83,8 +95,9 @@ def build_of(war: Path) -> str:
 # ---- the three tools ----------------------------------------------------------------------------------------
 
 
-def console_upgrade(cluster, war: Path) -> tuple[float, dict[str, float], dict[str, float]]:
-    """(seconds from the call to the roll's finish, seconds per node, mean seconds per phase ①..⑦)."""
+def console_upgrade(cluster, war: Path) -> tuple[float, dict[str, float], dict[str, float], float]:
+    """(seconds from the call to the roll's finish, seconds per node, mean seconds per phase ①..⑦, seconds from
+    the start commands to Joget's answers)."""
     from django.utils import timezone
 
     from deployments import rolling
@@ -98,16 +111,20 @@ def console_upgrade(cluster, war: Path) -> tuple[float, dict[str, float], dict[s
     runs = list(dep.runs.filter(step=rolling.ROLL_STEP).select_related("node").order_by("wave"))
     per_node = {r.node.name: (r.finished - r.started).total_seconds() for r in runs}
     phases: dict[str, list[float]] = {}
+    starts = 0.0
     for r in runs:
-        marks = [(line.text[0], line.time) for line in LogLine.objects.filter(run=r).order_by("seq")
-                 if line.text[:1] in PHASES]
+        lines = list(LogLine.objects.filter(run=r).order_by("seq"))
+        issued = next(line.time for line in lines if "catalina.sh start" in line.text)
+        answered = next(line.time for line in lines if line.text.startswith("⑥"))
+        starts += (answered - issued).total_seconds()
+        marks = [(line.text[0], line.time) for line in lines if line.text[:1] in PHASES]
         marks.append(("end", r.finished))
         for (mark, at), (_, nxt) in zip(marks, marks[1:], strict=False):
             phases.setdefault(mark, []).append((nxt - at).total_seconds())
         if marks:
             phases.setdefault("start→①", []).append((marks[0][1] - r.started).total_seconds())
     return ((dep.finished - t0).total_seconds(), per_node,
-            {k: statistics.mean(v) for k, v in sorted(phases.items())})
+            {k: statistics.mean(v) for k, v in sorted(phases.items())}, starts)
 
 
 def ansible_upgrade(inventory: dict, war: Path) -> tuple[float, dict[str, float], dict]:
@@ -124,12 +141,12 @@ def ansible_upgrade(inventory: dict, war: Path) -> tuple[float, dict[str, float]
     extra = {"war": str(war), "lb_vhost": f"{lb['address']}:{inventory['load_balancer']['http_port']}",
              "context": inventory.get("context_path", "/jw")}
     seconds, _ = ansible_run.run_playbook(PLAYBOOK, hosts, extra, forks=None, pipelining=True, venv=VENV)
-    return seconds, {}, {}
+    return seconds, {}, {}, float("nan")
 
 
-def floor_upgrade(inventory: dict, war: Path) -> tuple[float, dict[str, float], dict]:
-    seconds, per_node = rolling_floor.run(inventory, war)
-    return seconds, per_node, {}
+def floor_upgrade(inventory: dict, war: Path) -> tuple[float, dict[str, float], dict, float]:
+    seconds, per_node, starts = rolling_floor.run(inventory, war)
+    return seconds, per_node, {}, starts
 
 
 # ---- one size -----------------------------------------------------------------------------------------------
@@ -163,20 +180,23 @@ def measure(n: int, repeat: int, tools: tuple[str, ...], work: Path) -> dict:
                     load.wait_requests(18)
                     load1 = os.getloadavg()[0]
                     if tool == "console":
-                        seconds, per_node, phases = console_upgrade(cluster, war)
+                        seconds, per_node, phases, starts = console_upgrade(cluster, war)
                     elif tool == "floor":
-                        seconds, per_node, phases = floor_upgrade(inventory, war)
+                        seconds, per_node, phases, starts = floor_upgrade(inventory, war)
                     else:
-                        seconds, per_node, phases = ansible_upgrade(inventory, war)
+                        seconds, per_node, phases, starts = ansible_upgrade(inventory, war)
                     time.sleep(1.0)  # a few requests after the last node is back
                 report = load.report
                 builds = node_builds(tb, inventory)
+                startup = tomcat_startup(tb, inventory)
                 if set(builds.values()) != {build}:
                     raise RuntimeError(f"{tool}: not every node serves build {build}: {builds}")
-                results[tool].append({"seconds": seconds, "per_node": per_node, "phases": phases,
+                results[tool].append({"seconds": seconds, "per_node": per_node, "phases": phases, "tomcat": startup,
+                                      "starts": starts,
                                       "requests": report.requests, "failed": report.failed, "lost": report.lost,
                                       "stale": report.stale, "errors": report.errors[:5], "load1": load1})
-                log(f"{n} app servers, run {i + 1}/{repeat}: {LABELS[tool]} {seconds:.1f} s; {report.summary()}; "
+                log(f"{n} app servers, run {i + 1}/{repeat}: {LABELS[tool]} {seconds:.1f} s (Tomcat's own starts "
+                    f"{startup:.1f} s; start commands to Joget's answers {starts:.1f} s); {report.summary()}; "
                     f"per node {json.dumps(per_node)}; phases {json.dumps(phases)}")
     finally:
         tb.down()
@@ -191,8 +211,9 @@ def print_table(sizes: list[dict], repeat: int) -> None:
     print(f"\n## Rolling upgrade under steady load (median of {repeat}; seconds; targets: console 0 failed "
           "requests, <= 1.2x the floor, faster than Ansible)\n")
     print("| app servers | console | floor | Ansible serial: 1 | console / floor | Ansible / console "
-          "| failed requests (console / floor / Ansible) | sessions lost | stale reads |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")
+          "| failed requests (console / floor / Ansible) | sessions lost | stale reads "
+          "| per node beyond Tomcat's start (console / floor) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- |")
     for s in sizes:
         runs = s["runs"]
         m = {t: median(runs.get(t, []), "seconds") for t in TOOLS}
@@ -205,7 +226,9 @@ def print_table(sizes: list[dict], repeat: int) -> None:
         print(f"| {s['app_servers']} | {m['console']:.1f} | {m['floor']:.1f} | {m['ansible']:.1f} | "
               f"{ratio:.2f}x {'(ok)' if ratio <= 1.2 else '(target 1.2x)'} | "
               f"{vs_ansible:.2f}x {'(ok)' if vs_ansible > 1 else '(target > 1x)'} | "
-              f"{failed} {'(ok)' if ok else '(target 0 for the console)'} | {each('lost')} | {each('stale')} |")
+              f"{failed} {'(ok)' if ok else '(target 0 for the console)'} | {each('lost')} | {each('stale')} | "
+              + " / ".join(f"{statistics.median(r['seconds'] - r['starts'] for r in runs[t]) / s['app_servers']:.2f}"
+                           if runs.get(t) else "-" for t in ("console", "floor")) + " |")
     for s in sizes:
         for tool in ("console", "floor"):
             for r in s["runs"].get(tool, [])[:1]:

@@ -67,7 +67,8 @@ class Balancer:
             time.sleep(POLL)
 
 
-def roll_one(node: dict, client, balancer: Balancer, war: Path, context: str) -> None:
+def roll_one(node: dict, client, balancer: Balancer, war: Path, context: str) -> float:
+    """Roll one node; returns the seconds from the start command to Joget's answer (Tomcat's start)."""
     route, base, home = node["jvm_route"], node["catalina_base"], node["catalina_home"]
     env = f"env CATALINA_HOME={home} CATALINA_BASE={base} CATALINA_PID={base}/temp/catalina.pid"
     balancer.set_disabled(route, True)
@@ -83,24 +84,28 @@ def roll_one(node: dict, client, balancer: Balancer, war: Path, context: str) ->
         sftp.close()
     _sh(client, f"install -o tomcat -g tomcat -m 0644 {tmp}/jw.war {base}/webapps/.jw.war.new && "
                 f"mv -f {base}/webapps/.jw.war.new {base}/webapps/jw.war && rm -rf {tmp}")
+    started = time.perf_counter()
     _sh(client, f"cd {base} && setsid -w runuser -u tomcat -- {env} {home}/bin/catalina.sh start </dev/null")
     url = shlex.quote(f"http://{node['address']}:{node['http_port']}{context}{web.ANON_PATH}")
     _sh(client, f"end=$(( $(date +%s) + 240 )); until curl -s -m 10 {url} | grep -qF roleAnonymous; do "
                 f"[ $(date +%s) -lt $end ] || exit 1; sleep {POLL}; done")
+    answered = time.perf_counter() - started
     balancer.set_disabled(route, False)
+    return answered
 
 
-def run(inventory: dict, war: Path) -> tuple[float, dict[str, float]]:
-    """Roll the WAR onto every app server, one at a time; (seconds in all, seconds per node)."""
+def run(inventory: dict, war: Path) -> tuple[float, dict[str, float], float]:
+    """Roll the WAR onto every app server, one at a time; (seconds in all, seconds per node, seconds of them from
+    the start commands to Joget's answers)."""
     t0 = time.perf_counter()
     balancer = Balancer(inventory)
-    per_node = {}
+    per_node, starts = {}, 0.0
     for node in (n for n in inventory["nodes"] if "app_server" in n["roles"]):
         n0 = time.perf_counter()
         client = connect(inventory, node["name"])
         try:
-            roll_one(node, client, balancer, war, inventory.get("context_path", "/jw"))
+            starts += roll_one(node, client, balancer, war, inventory.get("context_path", "/jw"))
         finally:
             client.close()
         per_node[node["name"]] = time.perf_counter() - n0
-    return time.perf_counter() - t0, per_node
+    return time.perf_counter() - t0, per_node, starts
