@@ -6,7 +6,8 @@ request in flight → stop Tomcat (SIGTERM, then wait for the JVM to go) → cop
 start Tomcat → wait until Joget answers on the node itself → enable the member → next node.
 
 No probe, no checksum, no log kept, no check through the balancer, no rejoin check: what an admin's shortest
-correct script does. `run(inventory, war)` returns (seconds, per-node seconds).
+correct script does (it also installs the WAR as root into the service user's webapps directory, which the
+console never does: a floor to measure against, not a pattern to copy).
 """
 
 from __future__ import annotations
