@@ -264,7 +264,7 @@ def rejoined_command(node, timeout: int, peers: bool) -> str:
         f"since=$(tac \"$1\" 2>/dev/null | sed '/{START_MARKER}/q' | tac); "
         f"if {need_member}printf '%s\\n' \"$since\" | grep -qE {quote(state)}; then "
         f"printf '%s\\n' \"$since\" | grep -E {quote(member + '|' + state)} | tail -n 4; exit 0; fi; "
-        f"[ $(date +%s) -lt $end ] || exit 1; sleep 1; done"))
+        f"[ $(date +%s) -lt $end ] || exit 1; sleep {tomcat_tools.URL_POLL}; done"))
 
 
 def check_through_balancer(ctx: StepContext, node) -> str:
@@ -319,7 +319,7 @@ def start_and_rejoin(ctx: StepContext, node, *, rejoin: bool = True) -> None:
     """Start `node`'s Tomcat; wait until Joget answers on the node itself and (`rejoin`) the node has rejoined
     replication (state transfer happens while the context starts, before Joget answers)."""
     ctx.log(f"⑤ start Tomcat on {node.name}")
-    tomcat_tools.start(ctx, node)
+    tomcat_tools.start(ctx, node, wait=False)  # Joget's page below answers only once HTTP does
     path = f"{ctx.cluster.context_path}{web.ANON_PATH}"
     body = tomcat_tools.wait_for_url(ctx, node, path, contains=ANONYMOUS, timeout=settings.ROLL_APP_TIMEOUT)
     ctx.log(f"⑥ Joget answers on {node.name} itself: {body[:80]}")

@@ -255,9 +255,11 @@ DEPLOYMENT_STEP_MODULES = [
 DEPLOYMENT_STEP_MODULES += env.list("EXTRA_STEP_MODULES", default=[])
 # Rolling operations (deployments/rolling.py): how long a node out of the balancer may take to finish its requests,
 # the pause for asynchronous replication to settle before Tomcat stops, and how long Joget and the replication
-# group may take to have the restarted node back.
+# group may take to have the restarted node back. Tomcat queues a request's session changes for its peers as the
+# request ends and sends them within milliseconds on a LAN: half a second is a wide margin, and a whole second
+# was most of what a roll spends per node beyond a bare script (docs/benchmarks.md).
 ROLL_DRAIN_TIMEOUT = env.float("ROLL_DRAIN_TIMEOUT", default=60.0)
-ROLL_SETTLE_SECONDS = env.float("ROLL_SETTLE_SECONDS", default=1.0)
+ROLL_SETTLE_SECONDS = env.float("ROLL_SETTLE_SECONDS", default=0.5)
 ROLL_APP_TIMEOUT = env.float("ROLL_APP_TIMEOUT", default=240.0)
 ROLL_REJOIN_TIMEOUT = env.float("ROLL_REJOIN_TIMEOUT", default=60.0)
 # Threads per worker process that run step runs (a step's nodes at once); each holds a database connection.

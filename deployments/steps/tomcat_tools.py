@@ -26,6 +26,8 @@ OWNER = f"{SERVICE_USER}:{SERVICE_USER}"
 BASE_DIRS = ("bin", "conf", "lib", "logs", "temp", "webapps", "work")
 START_TIMEOUT = 180.0  # ~5 s alone, 8-10 s two at once on an idle small host; minutes on a loaded one
 STOP_TIMEOUT = 30
+STOP_POLL = 0.2  # seconds between checks that a stopping JVM is gone
+URL_POLL = 0.25  # seconds between tries of a URL that is not answering yet (Tomcat starting)
 FINGERPRINT = ".jcc-started"  # in CATALINA_BASE: what the config looked like when the console last started Tomcat
 STARTED_PID = ".jcc-started-pid"  # in CATALINA_BASE: the pid of the Tomcat the console last started
 ARCHIVE_MARKER = ".jcc-archive"  # in an unpacked CATALINA_HOME: the sha256 of the archive it came from
@@ -149,9 +151,10 @@ def stored_fingerprint(ctx: StepContext, node: Node | None = None) -> str | None
     return data.decode("utf-8", "replace") if data is not None else None
 
 
-def start(ctx: StepContext, node: Node | None = None, *, timeout: float = START_TIMEOUT) -> None:
+def start(ctx: StepContext, node: Node | None = None, *, timeout: float = START_TIMEOUT, wait: bool = True) -> None:
     """Start Tomcat as the service user, detached (its own session, stdin from /dev/null, output to
-    catalina.out) so the SSH channel closes and Cancel does not kill it; wait until HTTP answers."""
+    catalina.out) so the SSH channel closes and Cancel does not kill it; wait until HTTP answers (`wait=False`:
+    the caller waits for a page of its own with wait_for_url, which answers only after HTTP does)."""
     conn, node = _conn(ctx, node)
     pid = running_pid(ctx, node)
     if pid is not None:  # a second JVM on the same base would only fight the first for its ports
@@ -168,7 +171,8 @@ def start(ctx: StepContext, node: Node | None = None, *, timeout: float = START_
         f"{quote(home(node) + '/bin/catalina.sh')} start </dev/null",
     ])
     ctx.run(script, conn=conn, check=True, timeout=120)
-    wait_for_url(ctx, node, "/", timeout=timeout)
+    if wait:
+        wait_for_url(ctx, node, "/", timeout=timeout)
     ctx.write_file(f"{base(node)}/{STARTED_PID}", f"{running_pid(ctx, node)}\n".encode(), mode="0644",
                    owner=OWNER, backup=False, conn=conn)
 
@@ -182,21 +186,20 @@ def started_elsewhere(ctx: StepContext, pid: int, node: Node | None = None) -> b
 
 
 def stop(ctx: StepContext, node: Node | None = None, *, timeout: int = STOP_TIMEOUT) -> None:
-    """catalina.sh stop (with -force) as the service user; then, if the JVM is still there, kill it by pid."""
+    """Stop Tomcat gracefully: SIGTERM to its JVM (Tomcat's shutdown hook stops it as `catalina.sh stop` does,
+    without starting a second JVM to send the shutdown word), watched every 0.2 s; kill -9 after `timeout` s."""
     conn, node = _conn(ctx, node)
     pid = running_pid(ctx, node)
     if pid is None:
         ctx.log(f"Tomcat is not running on {node.name}.")
         return
-    pf = quote(pidfile(node))
-    cmd = quote(home(node) + "/bin/catalina.sh")
-    # The pid file may be stale or missing (Tomcat started by hand): catalina.sh stop needs the real pid.
-    ctx.write_file(pidfile(node), f"{pid}\n".encode(), mode="0644", owner=OWNER, backup=False, conn=conn)
+    polls = int(timeout / STOP_POLL)
     script = "; ".join([
-        f"{as_service_user(node, cmd)} stop {int(timeout)} -force </dev/null || true",
-        f"i=0; while [ -n \"$({pids_command(node)})\" ] && [ $i -lt 10 ]; do sleep 1; i=$((i+1)); done",
-        f"if [ -n \"$({pids_command(node)})\" ]; then echo 'still running: kill -9 {pid}'; kill -9 {pid}; sleep 1; fi",
-        f"rm -f {pf}",
+        f"kill -TERM {pid} 2>/dev/null || true",
+        f"i=0; while kill -0 {pid} 2>/dev/null && [ $i -lt {polls} ]; do sleep {STOP_POLL}; i=$((i+1)); done",
+        f"if kill -0 {pid} 2>/dev/null; then echo 'still running after {int(timeout)} s: kill -9 {pid}'; "
+        f"kill -9 {pid}; sleep 1; fi",
+        f"rm -f {quote(pidfile(node))}",
     ])
     ctx.run(script, conn=conn, timeout=timeout + 60)
     if running_pid(ctx, node) is not None:
@@ -231,7 +234,7 @@ def wait_for_url(ctx: StepContext, node: Node | None, path: str, *, contains: st
         f"while :; do body=$(curl -sS -m 10 {url} 2>/dev/null) && {check} && "
         f"{{ printf '%s\\n' \"$body\" | head -c 400; echo; exit 0; }}; "
         f"[ -n \"$({pids_command(node)})\" ] || {{ echo 'Tomcat is not running' >&2; exit 3; }}; "
-        f"[ $(date +%s) -lt $end ] || exit 4; sleep 1; done"
+        f"[ $(date +%s) -lt $end ] || exit 4; sleep {URL_POLL}; done"
     )
     ctx.log(f"waiting up to {int(timeout)} s for {node_url(node, path)}" + (f" to show {contains}" if contains else ""))
     r = ctx.run(script, conn=conn, quiet=True, timeout=timeout + 60)
