@@ -20,6 +20,8 @@ Run as root from the project directory, with PostgreSQL and Redis running (as fo
 7. A rolling upgrade of 4 and 8 app servers (full testbeds) under steady load through the balancer: the console
    against a bare per-node script (the floor) and an Ansible serial: 1 playbook (benchmarks/rolling_bench.py;
    --quick: 4 app servers only).
+8. One app server added to a serving cluster of 2, 4 and 8 under steady load, beside the full redeploy with the
+   node added (benchmarks/scale_bench.py; --quick: 2 app servers only).
 Benchmarks print; nothing here is a test.
 """
 
@@ -439,7 +441,7 @@ def main() -> int:
     parser.add_argument("--hosts", default="1,4,16", help="app-server counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per tool and size")
     parser.add_argument("--quick", action="store_true", help="1 run each, 1 day of samples, 1 check cycle")
-    parser.add_argument("--skip", default="", help="parts to leave out: deploy,log,status,backup,roll")
+    parser.add_argument("--skip", default="", help="parts to leave out: deploy,log,status,backup,roll,scale")
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"deployment tools to time: {','.join(TOOLS)}")
     parser.add_argument("--concurrency", type=int, default=32, help="worker threads (production: 32)")
     parser.add_argument("--workers", type=int, default=1,
@@ -476,10 +478,12 @@ def main() -> int:
                                                       if args.quick else [])
     # The rolling upgrade against its floor and Ansible (full testbeds; it prints its own table with the targets).
     roll = None if "roll" in skip else run_script("rolling_bench.py", ["--app-servers", "4"] if args.quick else [])
+    # Scale out against the full redeploy (full testbeds; it prints its own table with the target).
+    scale = None if "scale" in skip else run_script("scale_bench.py", ["--app-servers", "2"] if args.quick else [])
     print_report(sizes, memory, latency, status, repeat)
     if args.json:
         Path(args.json).write_text(json.dumps({"sizes": sizes, "memory": memory, "latency": latency,
-                                               "status": status, "backup": backup, "roll": roll,
+                                               "status": status, "backup": backup, "roll": roll, "scale": scale,
                                                "machine": machine()},
                                               indent=1, default=str))
     return 0
