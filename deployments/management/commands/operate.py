@@ -62,7 +62,7 @@ class Command(BaseCommand):
         waves = sorted(set(dep.runs.exclude(wave=0).values_list("wave", flat=True)))
         backup_id = dep.options.get("backup_first")
         self.stdout.write(f"Started {dep} ({dep.runs.count()} step runs"
-                          + (f", {len(waves)} waves" if waves else "") + ")"
+                          + (f", {len(waves)} wave{'s' if len(waves) > 1 else ''}" if waves else "") + ")"
                           + (f", after a backup first: {backup_id}." if backup_id else "."))
         if follow:
             follow_to_end(dep, self.stdout, self.stderr)
