@@ -224,9 +224,7 @@ def _swap_artifacts(cluster: Cluster, war: Path | None, saved: list) -> str:
         previous = Artifact.objects.select_for_update().filter(cluster=cluster, kind=kinds.PREVIOUS_JW_WAR).first()
         if war is not None:  # upgrade: the new WAR in, the current one kept as the previous
             if previous:
-                dropped = previous.file
-                previous.delete()
-                transaction.on_commit(lambda: dropped.storage.delete(dropped.name), robust=True)
+                Artifact.delete_with_files([previous])
             if current:
                 Artifact.objects.filter(pk=current.pk).update(kind=kinds.PREVIOUS_JW_WAR)
             with Path(war).open("rb") as fh:

@@ -68,7 +68,7 @@ def store_artifact(request, cluster: Cluster, kind: str, upload) -> Artifact:
     replacing the one before, with its size and SHA-256; audited. The next deployment installs it."""
     size, sha = Artifact.digest(upload)  # reads the spooled temp file in 1 MB chunks
     with transaction.atomic():
-        Artifact.objects.filter(cluster=cluster, kind=kind).delete()
+        Artifact.delete_with_files(Artifact.objects.filter(cluster=cluster, kind=kind))
         art = Artifact(cluster=cluster, kind=kind, original_name=upload.name[:255], size=size, sha256=sha)
         art.file.save(upload.name, upload, save=False)
         art.save()

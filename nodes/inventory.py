@@ -231,9 +231,9 @@ def register_artifact(cluster: Cluster, kind: str, path: Path, *, where: str = "
         fh = path.open("rb")
     except OSError as exc:
         raise InventoryError(f"{where}.path: cannot read {path}: {exc.strerror}.") from None
-    with fh:
+    with fh, transaction.atomic():
         size, sha = Artifact.digest(fh)
-        Artifact.objects.filter(cluster=cluster, kind=kind).delete()
+        Artifact.delete_with_files(Artifact.objects.filter(cluster=cluster, kind=kind))
         art = Artifact(cluster=cluster, kind=kind, original_name=path.name, size=size, sha256=sha)
         art.file.save(path.name, File(fh), save=False)
         art.save()

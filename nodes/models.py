@@ -5,7 +5,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -145,6 +145,16 @@ class Artifact(models.Model):
             size += len(chunk)
         fileobj.seek(0)
         return size, h.hexdigest()
+
+    @staticmethod
+    def delete_with_files(rows) -> None:
+        """Delete these artifacts and, once the transaction commits, their stored files (a WAR is hundreds of MB:
+        replaced ones must not pile up over years of uploads; a rollback keeps rows and files as they were)."""
+        for art in list(rows):
+            stored = art.file
+            art.delete()
+            if stored.name:
+                transaction.on_commit(lambda stored=stored: stored.storage.delete(stored.name), robust=True)
 
 
 class BalancerState(models.TextChoices):
