@@ -212,3 +212,23 @@ def test_a_repair_of_what_tomcat_reads_at_start_also_runs_joget_running():
                                                  "description": "could not probe: timeout"}])
     assert drift.repair_steps(could_not) == []
 
+
+
+def test_an_artifact_replaced_by_an_upload_or_an_inventory_import_leaves_only_its_successor_in_storage(
+        tmp_path, media, django_capture_on_commit_callbacks):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from deployments import services
+    from nodes.inventory import register_artifact
+
+    c = _cluster()
+    for version in ("8.1.2", "8.1.3"):  # the wizard's upload, twice
+        war = _war(tmp_path / version / "jw.war", version)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.store_artifact(None, c, Artifact.Kind.JW_WAR, SimpleUploadedFile("jw.war", war.read_bytes()))
+    kept = Artifact.objects.get(cluster=c)
+    assert _stored_wars(media, c) == [str(Path(kept.file.name).relative_to(f"artifacts/{c.name}"))]
+    with django_capture_on_commit_callbacks(execute=True):  # an inventory import of another file
+        register_artifact(c, Artifact.Kind.JW_WAR, _war(tmp_path / "i" / "jw.war", "8.1.4"))
+    kept = Artifact.objects.get(cluster=c)
+    assert _stored_wars(media, c) == [str(Path(kept.file.name).relative_to(f"artifacts/{c.name}"))]
