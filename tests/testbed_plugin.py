@@ -175,3 +175,10 @@ def light_testbed() -> Iterator[RunningTestbed]:
 def full_testbed() -> Iterator[RunningTestbed]:
     """The same hosts; skips (naming the packages and the apt-get command) if Tomcat/Apache/MariaDB are missing."""
     yield from _session_testbed("full")
+
+
+@pytest.fixture(scope="session")
+def serving_testbed() -> Iterator[RunningTestbed]:
+    """Full hosts the operation and backup modules each deploy and leave serving: one bring-up and one
+    first deployment for all of them (each module's set-up deploys again, finding little to change)."""
+    yield from _session_testbed("operations", full=True)

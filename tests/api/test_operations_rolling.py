@@ -19,16 +19,15 @@ from tests.conftest import wait_for
 from tests.deployments.test_rolling import build_of_war, manager_states, node_builds
 from tests.deployments.test_steps_joget import deploy, explain
 from tests.load import SteadyLoad
-from tests.testbed_plugin import _session_testbed
 
 from .conftest import Api, ci_job
 
 pytestmark = [pytest.mark.full, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(scope="module")
-def ops_testbed():
-    yield from _session_testbed("ops", full=True)  # two app servers: the smallest cluster that can roll
+@pytest.fixture
+def ops_testbed(serving_testbed):
+    return serving_testbed  # two app servers: the smallest cluster that can roll
 
 
 @pytest.fixture

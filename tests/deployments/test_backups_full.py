@@ -24,15 +24,14 @@ from deployments.models import Backup, Deployment, LogLine
 from nodes.inventory import load_inventory
 from tests.conftest import ROOT, celery_worker, wait_for
 from tests.deployments.test_steps_joget import deploy, explain, sh
-from tests.testbed_plugin import _session_testbed
 
 pytestmark = [pytest.mark.full, pytest.mark.django_db(transaction=True)]
 WFLOW = "/opt/joget/wflow"
 
 
-@pytest.fixture(scope="module")
-def backup_testbed():
-    yield from _session_testbed("backup", full=True)
+@pytest.fixture
+def backup_testbed(serving_testbed):
+    return serving_testbed
 
 
 @pytest.fixture

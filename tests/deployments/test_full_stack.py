@@ -76,9 +76,11 @@ def test_empty_hosts_to_a_tested_cluster_then_nothing_to_change_then_only_the_de
                 "load_balancer.site"):
         assert S.CHANGED in {status for (step, _), status in st.items() if step == key}, (key, explain(first))
     assert st[("post_test", "-")] == S.OK, explain(first)
-    checks = post_test_lines(first)
-    assert [line.split(":")[0] for line in checks] == [
-        "✓ /jw answers", "✓ sticky", "✓ failover", "✓ rejoin"], checks
+    checks = [line.split(":")[0] for line in post_test_lines(first)]
+    # On a busy machine the freshly started pair may miss the session's last change once: the step then
+    # tries again with a new session and shows both findings. The cluster is tested when that retry passes.
+    assert checks[0] == "✓ /jw answers" and checks[-3:] == ["✓ sticky", "✓ failover", "✓ rejoin"], checks
+    assert checks[1:-3] in ([], ["✓ sticky", "✗ failover, first try", "✓ rejoin"]), checks
     assert status_and_user(tb) == (200, "roleAnonymous")
 
     # Run twice: the second run changes nothing and says so, step by step.
