@@ -112,7 +112,9 @@ class StepRun(models.Model):
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="runs")
     step = models.CharField(max_length=64)
     position = models.PositiveIntegerField(help_text="Order of the step in the plan.")
-    node = models.ForeignKey("nodes.Node", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    # RESTRICT: a node with a deployment history cannot be deleted on its own (the history would go with it);
+    # it leaves its cluster through scale-in instead. Deleting the whole cluster still takes both.
+    node = models.ForeignKey("nodes.Node", null=True, blank=True, on_delete=models.RESTRICT, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     exit_code = models.IntegerField(null=True, blank=True)
     message = models.TextField(blank=True, help_text="Why it failed, or what it changed, in one paragraph.")

@@ -141,12 +141,23 @@ def node_delete(request, name, node):
     obj = get_node_or_404(name, node)
     try:
         obj.delete()
-    except (ProtectedError, RestrictedError):
-        messages.error(request, f"{obj.name} holds a shared resource: reassign that first.")
+    except (ProtectedError, RestrictedError) as exc:
+        messages.error(request, _why_not_deleted(obj, exc))
         return redirect(obj)
     audit.record(request, audit.Action.NODE_DELETED, target=obj, cluster=name)
     messages.success(request, f"Node {node} removed from the inventory.")
     return redirect("nodes:cluster_detail", name)
+
+
+def _why_not_deleted(node, exc) -> str:
+    blockers = getattr(exc, "restricted_objects", None) or getattr(exc, "protected_objects", ())
+    # Compared by label: this floor does not import the deployments app whose rows hold the node.
+    if any(o._meta.label == "deployments.StepRun" for o in blockers):
+        way = ("use “Remove an app server” on the cluster page: it takes the node out of the balancer and "
+               "the member lists first, and keeps its history" if node.is_app_server else
+               "deleting the whole cluster is the only way to drop that history")
+        return f"{node.name} has a deployment history, which deleting it would lose: {way}."
+    return f"{node.name} holds a shared resource: reassign that first."
 
 
 @require_POST

@@ -192,3 +192,23 @@ def test_the_pages_refuse_what_the_command_refuses_and_an_operator_adds_nothing(
     Cluster.objects.filter(pk=c.pk).update(name="old")
     fresh = _cluster(2)
     assert admin_client.get(f"/clusters/{fresh.name}/scale/add/").url == f"/clusters/{fresh.name}/nodes/new/"
+
+
+@pytest.mark.django_db
+def test_deleting_a_node_with_a_deployment_history_is_refused_and_points_to_scale_in(admin_client):
+    from django.urls import reverse
+
+    c = _serving(2)
+    app1 = Node.objects.get(cluster=c, name="app1")
+    served = c.deployments.get()
+    StepRun.objects.create(deployment=served, step="joget.running", position=1, node=app1, status=S.CHANGED)
+    page = admin_client.post(reverse("nodes:node_delete", args=[c.name, "app1"]), follow=True).content.decode()
+    assert "app1 has a deployment history, which deleting it would lose" in page
+    assert "Remove an app server" in page and f'{c.get_absolute_url()}#operate-remove-node' in page
+    assert Node.objects.filter(cluster=c, name="app1").exists()
+    assert served.runs.filter(node=app1).exists()
+    # A node never deployed to goes as before; the whole cluster still goes with its history.
+    admin_client.post(reverse("nodes:node_delete", args=[c.name, "app2"]))
+    assert not Node.objects.filter(cluster=c, name="app2").exists()
+    admin_client.post(reverse("nodes:cluster_delete", args=[c.name]))
+    assert not Cluster.objects.filter(name=c.name).exists() and not StepRun.objects.exists()
