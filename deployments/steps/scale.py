@@ -185,6 +185,21 @@ class FinishChange(Change):
                              + ("; license released" if released else ""))
 
 
+def taking_over(node, before, key: str) -> str:
+    """What the license warning adds when `node` takes over `before`'s route. A system key follows the machine
+    (its MAC address): the same key means the same machine came back, and its released license fits it again."""
+    from licensing.models import License as LicenseRow
+
+    old_key = LicenseRow.objects.filter(node=before).values_list("system_key", flat=True).first() or ""
+    took = f"; it takes over route {node.jvm_route} from {before.name}"
+    if not key:
+        return (f"{took}: {before.name}'s license fits it only if the key, once read, is the same (a system key "
+                "follows the machine's MAC address)")
+    if key == old_key:
+        return f"{took} with the same system key (the same machine): {before.name}'s released license fits it again"
+    return f"{took}, whose license does not follow: a system key follows the machine's MAC address"
+
+
 @register
 class License(Step):
     key = "scale.license"
@@ -208,8 +223,7 @@ class License(Step):
         key = lic.system_key or "(not read yet)"
         before = (Node.all_objects.filter(cluster=ctx.cluster, jvm_route=node.jvm_route, removed_at__isnull=False)
                   .exclude(pk=node.pk).order_by("-removed_at").first())
-        took_over = (f"; it takes over route {node.jvm_route} from {before.name}, whose license does not follow: "
-                     "a system key follows the machine's MAC address") if before else ""
+        took_over = taking_over(node, before, lic.system_key) if before else ""
         text = f"{node.name} needs a license (system key {key}){took_over}"
         ctx.note(f"⚠ {text}")
         run = ctx.deployment.pk if ctx.deployment else "?"

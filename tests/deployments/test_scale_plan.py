@@ -212,3 +212,18 @@ def test_deleting_a_node_with_a_deployment_history_is_refused_and_points_to_scal
     assert not Node.objects.filter(cluster=c, name="app2").exists()
     admin_client.post(reverse("nodes:cluster_delete", args=[c.name]))
     assert not Cluster.objects.filter(name=c.name).exists() and not StepRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_license_note_of_a_node_taking_over_a_route_compares_the_system_keys():
+    from deployments.steps.scale import taking_over
+
+    c = _serving(2)
+    gone = Node.objects.get(cluster=c, name="app2")
+    License.objects.create(node=gone, system_key="KEY-OF-APP2")
+    Node.all_objects.filter(pk=gone.pk).update(removed_at="2026-12-01T00:00Z")
+    back = Node.objects.create(cluster=c, name="app2b", address="10.0.0.102", is_app_server=True, jvm_route="node02")
+    assert "with the same system key (the same machine): app2's released license fits it again" in taking_over(
+        back, gone, "KEY-OF-APP2")
+    assert "whose license does not follow" in taking_over(back, gone, "KEY-OF-OTHER")
+    assert "only if the key, once read, is the same" in taking_over(back, gone, "")
