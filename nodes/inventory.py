@@ -83,7 +83,6 @@ def import_inventory(upload, *, replace: bool, identity: str = "") -> tuple[Clus
     return cluster, (f"; {replaced_details(lost)}" if lost is not None else "")
 
 
-@transaction.atomic
 def load_inventory(data: dict, *, replace: bool = False, local_root: Path | None = ANYWHERE,
                    identity: str = "") -> Cluster:
     """Create (or with replace=True, recreate) the cluster the document describes.
@@ -92,6 +91,18 @@ def load_inventory(data: dict, *, replace: bool = False, local_root: Path | None
     a document that came over the web and names any file is refused. `identity` is a private key
     uploaded beside the document, used as `identity_file` would be.
     """
+    stored: list = []
+    try:
+        with transaction.atomic():
+            return _load_inventory(data, replace, local_root, identity, stored)
+    except BaseException:
+        # The rows rolled back; the artifact files already copied into storage would stay, unowned, forever.
+        for file in stored:
+            file.storage.delete(file.name)
+        raise
+
+
+def _load_inventory(data: dict, replace: bool, local_root: Path | None, identity: str, stored: list) -> Cluster:
     _check_keys("inventory", data, TOP_KEYS, {"cluster", "nodes"})
     _check_local_paths(data, local_root)
     name = data["cluster"]
@@ -185,7 +196,7 @@ def load_inventory(data: dict, *, replace: bool = False, local_root: Path | None
         _check_keys(where, art, ARTIFACT_KEYS, ARTIFACT_KEYS)
         if art["kind"] not in Artifact.Kind.values:
             raise InventoryError(f"{where}.kind: one of {', '.join(Artifact.Kind.values)}.")
-        register_artifact(cluster, art["kind"], _local_file(art["path"], local_root), where=where)
+        stored.append(register_artifact(cluster, art["kind"], _local_file(art["path"], local_root), where=where).file)
     return cluster
 
 

@@ -96,12 +96,15 @@ def test_export_round_trips(doc):
         (lambda d: d["artifacts"].append({"kind": "jw_war", "path": "/nonexistent/jw.war"}), "cannot read"),
     ],
 )
-def test_bad_document_changes_nothing(doc, mutate, message):
+def test_bad_document_changes_nothing(doc, mutate, message, settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
     mutate(doc)
     with pytest.raises(InventoryError) as exc:
         load_inventory(doc)
     assert message in " ".join(exc.value.messages)
     assert not Cluster.objects.exists() and not Node.objects.exists() and not Artifact.objects.exists()
+    # Nor a file in storage: the last case copies the first artifact before the second one fails.
+    assert [p for p in (tmp_path / "media").rglob("*") if p.is_file()] == []
 
 
 def test_existing_cluster_needs_replace(doc):
