@@ -23,6 +23,7 @@ from .tomcat_tools import (
     node_hostname,
     node_ip,
     read_catalina_out,
+    running_pid,
     server_xml,
     want_xml,
 )
@@ -136,6 +137,28 @@ def check_multicast(ctx, ip: str) -> None:
     ctx.log(f"{ifname} holds {ip} and has MULTICAST; {route_text.strip()}")
 
 
+def refuse_membership_switch(ctx, on_node: bytes | None) -> None:
+    """A serving cluster cannot switch between multicast and static membership by a roll: a node restarted with
+    one kind finds no member of the other, so it would wait for a rejoin that never comes and its sessions would
+    be lost. Refused before anything changes while this node's Tomcat runs; with Tomcat stopped it is a start."""
+    from deployments import rolling
+
+    try:
+        found = xmledit.server_xml_summary(on_node) if on_node else None
+    except xmledit.XmlEditError:
+        return  # the edit below says what is wrong with the file
+    if not found or not found["clusters"] or found["static"] != ctx.cluster.multicast:
+        return
+    if not rolling.serving(ctx.cluster) or running_pid(ctx) is None:
+        return
+    was, now = ("static", "multicast") if found["static"] else ("multicast", "static")
+    raise StepFailed(f"{ctx.node.name} runs Tomcat with {was} membership and the cluster now says {now}: a serving "
+                     f"cluster cannot switch by a roll (a node restarted with {now} membership finds no member of "
+                     f"the other kind, and the sessions it holds would be lost). Nothing was changed. In a "
+                     f"maintenance window stop Tomcat on every app server, then deploy again: it starts them all "
+                     f"with {now} membership.")
+
+
 @register
 class ServerXml(AppServerStep):
     layer = "replication"
@@ -156,6 +179,7 @@ class ServerXml(AppServerStep):
                 raise StepFailed(f"{conf_source(ctx)}/server.xml: {exc}") from None
         if current is None:
             raise StepFailed(f"{server_xml(node)} does not exist on {node.name}: run tomcat.base first.")
+        refuse_membership_switch(ctx, on_node)
         ip = node_ip(ctx)
         if ctx.cluster.multicast:
             check_multicast(ctx, ip)

@@ -173,6 +173,16 @@ def test_two_three_two_app_servers_with_multicast_then_static_membership(
     # host comes back as app1b on route node01, from the cluster page.
     cluster.multicast = False
     cluster.save()
+    # While they serve, the deployment refuses the switch on each running node before anything changes.
+    pids = {host: tb.host_exec(host, "pgrep -x java").stdout for host in ("app2", "spare1")}
+    refused = deploy(cluster, steps=None, timeout=900)
+    assert refused.status == "failed", explain(refused)
+    failed = refused.runs.filter(status=StepRun.Status.FAILED)
+    assert {(r.step, r.node.name) for r in failed} == {("replication.server_xml", "app2"),
+                                                       ("replication.server_xml", "app3")}, explain(refused)
+    assert all("cannot switch by a roll" in r.message and "Nothing was changed" in r.message for r in failed)
+    assert not refused.runs.filter(status=StepRun.Status.CHANGED).exists(), explain(refused)
+    assert pids == {host: tb.host_exec(host, "pgrep -x java").stdout for host in ("app2", "spare1")}
     for host in ("app2", "spare1"):  # app3 is the spare host
         tb.host_exec(host, "pkill -TERM java; for i in $(seq 100); do pgrep java >/dev/null || exit 0; sleep 0.2; "
                            "done; pkill -KILL java", check=False)
