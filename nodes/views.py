@@ -153,10 +153,10 @@ def _why_not_deleted(node, exc) -> str:
     blockers = getattr(exc, "restricted_objects", None) or getattr(exc, "protected_objects", ())
     # Compared by label: this floor does not import the deployments app whose rows hold the node.
     if any(o._meta.label == "deployments.StepRun" for o in blockers):
-        way = ("use “Remove an app server” on the cluster page: it takes the node out of the balancer and "
-               "the member lists first, and keeps its history" if node.is_app_server else
-               "deleting the whole cluster is the only way to drop that history")
-        return f"{node.name} has a deployment history, which deleting it would lose: {way}."
+        way = ("Use “Remove an app server” on the cluster page instead: it takes the node out of the balancer "
+               "and the member lists first, and keeps its history" if node.is_app_server else
+               "Only deleting the whole cluster drops that history")
+        return f"{node.name} has a deployment history, which deleting it would lose. {way}."
     return f"{node.name} holds a shared resource: reassign that first."
 
 
