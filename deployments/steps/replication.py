@@ -137,21 +137,40 @@ def check_multicast(ctx, ip: str) -> None:
     ctx.log(f"{ifname} holds {ip} and has MULTICAST; {route_text.strip()}")
 
 
+def membership_static(data: bytes | None) -> bool | None:
+    """Whether a server.xml lists its members statically; None when it has no Cluster element (or is unreadable:
+    the edit says what is wrong with it)."""
+    try:
+        found = xmledit.server_xml_summary(data) if data else None
+    except xmledit.XmlEditError:
+        return None
+    return found["static"] if found and found["clusters"] else None
+
+
+def peer_static(ctx, node) -> bool | None:
+    try:
+        return membership_static(ctx.read_file(server_xml(node), conn=ctx.connect(node)))
+    except (StepFailed, OSError):  # a peer not read counts as not yet switched: the refusal errs on the safe side
+        return None
+
+
 def refuse_membership_switch(ctx, on_node: bytes | None) -> None:
-    """A serving cluster cannot switch between multicast and static membership by a roll: a node restarted with
-    one kind finds no member of the other, so it would wait for a rejoin that never comes and its sessions would
-    be lost. Refused before anything changes while this node's Tomcat runs; with Tomcat stopped it is a start."""
+    """A serving cluster cannot switch between multicast and static membership by a roll: the first node restarted
+    with the new kind finds no member of it, waits for a rejoin that never comes, and the sessions it held are
+    lost. Refused before anything changes while this node's Tomcat runs and no other app server has the planned
+    kind yet. (One node of the other kind among peers of the planned kind, say a hand edit, rejoins them: allowed.)"""
     from deployments import rolling
 
-    try:
-        found = xmledit.server_xml_summary(on_node) if on_node else None
-    except xmledit.XmlEditError:
-        return  # the edit below says what is wrong with the file
-    if not found or not found["clusters"] or found["static"] != ctx.cluster.multicast:
+    want_static = not ctx.cluster.multicast
+    now_static = membership_static(on_node)
+    if now_static is None or now_static == want_static or not rolling.serving(ctx.cluster):
         return
-    if not rolling.serving(ctx.cluster) or running_pid(ctx) is None:
+    others = [n for n in ctx.cluster.app_servers() if n.pk != ctx.node.pk]
+    if not others or running_pid(ctx) is None:
         return
-    was, now = ("static", "multicast") if found["static"] else ("multicast", "static")
+    if any(peer_static(ctx, n) == want_static for n in others):
+        return
+    was, now = ("static", "multicast") if now_static else ("multicast", "static")
     raise StepFailed(f"{ctx.node.name} runs Tomcat with {was} membership and the cluster now says {now}: a serving "
                      f"cluster cannot switch by a roll (a node restarted with {now} membership finds no member of "
                      f"the other kind, and the sessions it holds would be lost). Nothing was changed. In a "
