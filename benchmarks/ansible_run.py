@@ -50,7 +50,10 @@ def _requirements_text(path: Path) -> str:
 
 
 def version(venv: Path = VENV) -> str:
-    out = subprocess.run([str(venv / "bin" / "ansible-playbook"), "--version"], capture_output=True, text=True)
+    playbook = venv / "bin" / "ansible-playbook"
+    if not playbook.exists():  # a run without Ansible among its tools never made the venv
+        return "Ansible not run"
+    out = subprocess.run([str(playbook), "--version"], capture_output=True, text=True)
     return out.stdout.splitlines()[0] if out.stdout else "?"
 
 
